@@ -1,0 +1,111 @@
+// padhook/function_table.h — every instrumented function of a file or of this process.
+//
+// Defines:
+//   padhook::Function            one instrumented function (address, size, name, patch site)
+//   padhook::Module              one ELF image (program or shared library) and its functions
+//   padhook::LoadModuleFromFile  reads an ELF file on disk (what `padhook list` shows)
+//   padhook::FunctionTable       the functions of every module loaded in this process
+//
+// Functions are those listed in the module's `__patchable_function_entries`
+// section (one entry per function built with -fpatchable-function-entry),
+// named from the symbol tables (.symtab, else .dynsym) and demangled. ELF is
+// read with elfutils' libelf.
+//
+// Lifetime: a Module is immutable once built and shared (shared_ptr). A
+// FunctionTable::Snapshot holds the modules that were loaded when it was taken;
+// a module that is dlclose'd disappears from later snapshots, while an older
+// snapshot still holding it stays valid to read (names, addresses), never
+// freed under its reader. The code bytes of an unloaded module are of course
+// gone: only the process-side users that hold a module reference (patching)
+// may read or write them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "padhook/patch_site.h"
+#include "padhook/status.h"
+
+namespace padhook {
+
+struct Module;
+
+struct Function {
+  uintptr_t entry = 0;       // address of the entry (the symbol's value, plus the load bias)
+  uintptr_t patch_area = 0;  // start of the patch area (entry - site.prefix_size)
+  size_t size = 0;           // from the symbol table; 0 when unknown
+  std::string name;          // demangled; "fn_<hex file address>" when no symbol names it
+  std::string mangled;       // the symbol as written in the ELF file; "" when none
+  const Module* module = nullptr;  // owner; lives as long as the snapshot or module holding it
+  PatchSite site;
+
+  // The entry's address in the ELF file (entry minus the load bias).
+  uintptr_t file_address() const noexcept;
+};
+
+struct Module {
+  std::string path;               // file path; the main program is named by its real path
+  uintptr_t bias = 0;             // load bias: 0 for non-PIE executables and for files on disk
+  bool position_independent = false;  // ET_DYN (PIE executable or shared library)
+  bool main_program = false;
+  bool has_patchable_section = false;  // __patchable_function_entries present
+  std::vector<Function> functions;     // sorted by entry
+  size_t unusable_sites = 0;  // functions whose bytes are not what the compiler emits
+
+  bool instrumented() const noexcept { return has_patchable_section && !functions.empty(); }
+};
+
+// Reads the ELF file at `path` (bias 0; bytes of each patch area read from the
+// file). Errors: kNotFound (no file), kElf (not a readable ELF file),
+// kNotInstrumented (no __patchable_function_entries: the message says which
+// flags to build with, from `padhook flags`).
+Result<std::shared_ptr<const Module>> LoadModuleFromFile(const std::string& path);
+
+class FunctionTable {
+ public:
+  // An immutable view of the modules loaded at one moment.
+  class Snapshot {
+   public:
+    const std::vector<std::shared_ptr<const Module>>& modules() const noexcept { return modules_; }
+    size_t function_count() const noexcept;
+    // The function whose entry is exactly `entry`, or null.
+    const Function* FindByEntry(uintptr_t entry) const noexcept;
+    // The function containing `address` (entry <= address < entry + size, or
+    // the exact entry when the size is unknown), or null.
+    const Function* FindByAddress(uintptr_t address) const noexcept;
+    // Functions whose demangled or mangled name equals `name` (static functions
+    // of the same name may exist in several modules).
+    std::vector<const Function*> FindByName(std::string_view name) const;
+    // Functions whose demangled name matches the shell glob `pattern` (fnmatch).
+    std::vector<const Function*> FindByGlob(std::string_view pattern) const;
+    // The module whose mapped address range contains `address`, or null.
+    const Module* FindModule(uintptr_t address) const noexcept;
+
+   private:
+    friend class FunctionTable;
+    std::vector<std::shared_ptr<const Module>> modules_;  // sorted by lowest function entry
+  };
+
+  // The table of this process.
+  static FunctionTable& Process();
+
+  // Rescans the loaded modules: adds those loaded since (dlopen), drops those
+  // unloaded (dlclose). Cheap when nothing changed (dl_iterate_phdr counters).
+  Status Refresh();
+  // The latest snapshot (Refresh()es first if never refreshed).
+  std::shared_ptr<const Snapshot> snapshot();
+
+ private:
+  FunctionTable() = default;
+  std::mutex mutex_;  // serializes Refresh(); guards snapshot_ and the counters
+  std::shared_ptr<const Snapshot> snapshot_;
+  unsigned long long adds_seen_ = ~0ull;  // dl_iterate_phdr dlpi_adds at the last scan
+  unsigned long long subs_seen_ = ~0ull;  // dl_iterate_phdr dlpi_subs at the last scan
+};
+
+}  // namespace padhook

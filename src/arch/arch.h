@@ -1,0 +1,78 @@
+// src/arch/arch.h — the contract every ISA port implements.
+//
+// Generic padhook code knows no instruction encoding. Everything that depends on
+// the ISA is declared here and implemented in src/arch/<isa>/ (selected by CMake):
+//
+//   arch_impl.h   inline, hot-path half of this contract (included below)
+//   *.cc          the rest
+//
+// A new port (AArch64 is next) adds a sibling folder and nothing else. The
+// functions below only *read and encode* bytes; writing code is the job of the
+// generic TextWriter, which verifies bytes before every write.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "padhook/patch_site.h"
+
+namespace padhook::arch {
+
+// ---- Layout: what `padhook flags` asks the compiler for ---------------------
+
+enum class Compiler { kGcc, kClang };
+
+struct Layout {
+  unsigned total_nops;         // N of -fpatchable-function-entry=N,M
+  unsigned nops_before_entry;  // M
+  unsigned function_alignment; // -falign-functions=
+};
+
+// The layout padhook recommends; `landing_pads` is true when the program is
+// built with landing pads at function entries (x86: -fcf-protection=full|branch).
+Layout RecommendedLayout(bool landing_pads);
+
+// The compile flags that produce RecommendedLayout(landing_pads) with `compiler`.
+std::vector<std::string> CompilerFlags(Compiler compiler, bool landing_pads);
+
+// ---- Reading a patch area ---------------------------------------------------
+
+// Bytes of the metadata slot, which always ends exactly at the entry.
+inline constexpr size_t kMetaSlotSize = 5;
+// Bytes a patched entry needs (the call to the trampoline).
+inline constexpr size_t kSiteSize = 5;
+// How many bytes after the entry ClassifyPatchArea may need to look at.
+inline constexpr size_t kMaxEntryBytes = 16;
+
+// Classifies one function. `prefix` holds the padding bytes before the entry
+// (prefix.size() = M), `entry` the first bytes at the entry (at most
+// kMaxEntryBytes; fewer only if the function is shorter), `entry_address` is
+// where the entry is (or will be) mapped, for alignment.
+PatchSite ClassifyPatchArea(std::span<const uint8_t> prefix, std::span<const uint8_t> entry,
+                            uint64_t entry_address);
+
+// One-line human description of a site kind on this ISA ("GCC 1-byte NOP run").
+std::string DescribeSite(const PatchSite& site);
+
+// ---- The metadata slot ------------------------------------------------------
+
+// What an empty slot holds (the compiler's padding NOPs).
+void EncodeEmptyMetaSlot(std::span<uint8_t, kMetaSlotSize> out);
+// What a slot holding `index` holds. Writers must make the index bytes visible
+// before the byte that makes the slot valid: see MetaSlotCommitOffset.
+void EncodeMetaSlot(uint32_t index, std::span<uint8_t, kMetaSlotSize> out);
+// Offset in the slot of the single byte whose value decides whether the slot
+// holds an index (x86: the opcode 0xB8). Writing it last publishes an index;
+// writing it first retracts one. The other bytes form the 4-byte index,
+// aligned to 4 bytes in padhook's recommended layouts.
+inline constexpr size_t kMetaSlotCommitOffset = 0;
+// Decodes a slot: true and *index if it holds an index.
+bool DecodeMetaSlot(std::span<const uint8_t, kMetaSlotSize> slot, uint32_t* index);
+
+}  // namespace padhook::arch
+
+// ReadMetaIndex(entry, &index): the hot-path reader of the slot (inline).
+#include "arch_impl.h"
