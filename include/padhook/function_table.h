@@ -22,10 +22,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "padhook/patch_site.h"
@@ -36,11 +38,11 @@ namespace padhook {
 struct Module;
 
 struct Function {
-  uintptr_t entry = 0;       // address of the entry (the symbol's value, plus the load bias)
-  uintptr_t patch_area = 0;  // start of the patch area (entry - site.prefix_size)
-  size_t size = 0;           // from the symbol table; 0 when unknown
-  std::string name;          // demangled; "fn_<hex file address>" when no symbol names it
-  std::string mangled;       // the symbol as written in the ELF file; "" when none
+  uintptr_t entry = 0;             // address of the entry (the symbol's value, plus the load bias)
+  uintptr_t patch_area = 0;        // start of the patch area (entry - site.prefix_size)
+  size_t size = 0;                 // from the symbol table; 0 when unknown
+  std::string name;                // demangled; "fn_<hex file address>" when no symbol names it
+  std::string mangled;             // the symbol as written in the ELF file; "" when none
   const Module* module = nullptr;  // owner; lives as long as the snapshot or module holding it
   PatchSite site;
 
@@ -49,19 +51,27 @@ struct Function {
 };
 
 struct Module {
-  std::string path;               // file path; the main program is named by its real path
-  uintptr_t bias = 0;             // load bias: 0 for non-PIE executables and for files on disk
-  bool position_independent = false;  // ET_DYN (PIE executable or shared library)
-  bool main_program = false;
+  std::string path;                    // file path; the main program is named by its real path
+  uintptr_t bias = 0;                  // load bias: 0 for non-PIE executables and for files on disk
+  bool position_independent = false;   // ET_DYN (PIE executable or shared library)
+  bool main_program = false;           // a program, not a library: the process's main program,
+                                       // or (from a file) an ET_EXEC or PIE executable
+  uintptr_t low = 0;                   // mapped range [low, high) of the PT_LOAD segments,
+  uintptr_t high = 0;                  // load bias included
   bool has_patchable_section = false;  // __patchable_function_entries present
   std::vector<Function> functions;     // sorted by entry
-  size_t unusable_sites = 0;  // functions whose bytes are not what the compiler emits
+  size_t unusable_sites = 0;           // functions whose bytes are not what the compiler emits
+
+  // The function whose entry is exactly `entry` / that contains `address`, or null.
+  const Function* FindByEntry(uintptr_t entry) const noexcept;
+  const Function* FindByAddress(uintptr_t address) const noexcept;
 
   bool instrumented() const noexcept { return has_patchable_section && !functions.empty(); }
 };
 
 // Reads the ELF file at `path` (bias 0; bytes of each patch area read from the
 // file). Errors: kNotFound (no file), kElf (not a readable ELF file),
+// kUnsupported (not x86-64, or an object file rather than a linked one),
 // kNotInstrumented (no __patchable_function_entries: the message says which
 // flags to build with, from `padhook flags`).
 Result<std::shared_ptr<const Module>> LoadModuleFromFile(const std::string& path);
@@ -81,14 +91,15 @@ class FunctionTable {
     // Functions whose demangled or mangled name equals `name` (static functions
     // of the same name may exist in several modules).
     std::vector<const Function*> FindByName(std::string_view name) const;
-    // Functions whose demangled name matches the shell glob `pattern` (fnmatch).
+    // Functions whose demangled (or mangled) name matches the shell glob
+    // `pattern` (fnmatch).
     std::vector<const Function*> FindByGlob(std::string_view pattern) const;
     // The module whose mapped address range contains `address`, or null.
     const Module* FindModule(uintptr_t address) const noexcept;
 
    private:
     friend class FunctionTable;
-    std::vector<std::shared_ptr<const Module>> modules_;  // sorted by lowest function entry
+    std::vector<std::shared_ptr<const Module>> modules_;  // sorted by low (load address)
   };
 
   // The table of this process.
@@ -102,10 +113,15 @@ class FunctionTable {
 
  private:
   FunctionTable() = default;
+  Status RefreshLocked();  // Refresh() with mutex_ held
+
   std::mutex mutex_;  // serializes Refresh(); guards snapshot_ and the counters
   std::shared_ptr<const Snapshot> snapshot_;
   unsigned long long adds_seen_ = ~0ull;  // dl_iterate_phdr dlpi_adds at the last scan
   unsigned long long subs_seen_ = ~0ull;  // dl_iterate_phdr dlpi_subs at the last scan
+  // Modules of the last scan by (path, bias), so that a rescan only reads the
+  // files of modules loaded since. Written and read by Refresh() under mutex_.
+  std::map<std::pair<std::string, uintptr_t>, std::shared_ptr<const Module>> cache_;
 };
 
 }  // namespace padhook

@@ -1,0 +1,391 @@
+#include "padhook/function_table.h"
+
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <fnmatch.h>
+#include <link.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <optional>
+
+#include "arch.h"
+#include "elf/elf_image.h"
+
+namespace padhook {
+namespace {
+
+// Copies the bytes at a file virtual address into `out`; returns how many it
+// could. Files are read from disk, the modules of this process from memory.
+using ByteReader = std::function<size_t(uint64_t vaddr, std::span<uint8_t> out)>;
+
+// The farthest an entry can be from its patch area (M is a byte in PatchSite).
+constexpr uint64_t kMaxPrefix = 255;
+
+std::string Demangle(const std::string& mangled) {
+  if (mangled.rfind("_Z", 0) != 0) return mangled;
+  int status = 0;
+  std::unique_ptr<char, decltype(&std::free)> demangled(
+      abi::__cxa_demangle(mangled.c_str(), nullptr, nullptr, &status), &std::free);
+  return status == 0 && demangled ? std::string(demangled.get()) : mangled;
+}
+
+std::string Hex(uint64_t value) {
+  char buffer[20];
+  snprintf(buffer, sizeof buffer, "%llx", static_cast<unsigned long long>(value));
+  return buffer;
+}
+
+std::string JoinedCompilerFlags() {
+  std::string joined;
+  for (const std::string& flag : arch::CompilerFlags(arch::Compiler::kGcc, false)) {
+    if (!joined.empty()) joined += ' ';
+    joined += flag;
+  }
+  return joined;
+}
+
+// Aliases share an address; prefer the name a user would type: a global
+// symbol, one with a size, then the shortest name (C1 over C2 is arbitrary but
+// stable).
+bool BetterName(const elf::FunctionSymbol& a, const elf::FunctionSymbol& b) {
+  if (a.global != b.global) return a.global;
+  if ((a.size != 0) != (b.size != 0)) return a.size != 0;
+  if (a.name.size() != b.name.size()) return a.name.size() < b.name.size();
+  return a.name < b.name;
+}
+
+// Fills module.functions from the patch areas the image lists. The bytes come
+// from `read` so that a running process's current (maybe patched) code is seen.
+void AddFunctions(const elf::ElfImage& image, const ByteReader& read, Module& module) {
+  const std::vector<uint64_t>& areas = image.patchable_entries();
+  const std::vector<elf::FunctionSymbol>& symbols = image.function_symbols();
+
+  // First pass: name each patch area with the nearest symbol after it that is
+  // not nearer another area (a stripped static function must not take the name
+  // of the next function).
+  std::vector<const elf::FunctionSymbol*> named(areas.size(), nullptr);
+  std::map<uint64_t, size_t> prefix_votes;
+  for (size_t i = 0; i < areas.size(); ++i) {
+    const uint64_t area = areas[i];
+    uint64_t limit = area + kMaxPrefix;
+    if (i + 1 < areas.size()) limit = std::min(limit, areas[i + 1] - 1);
+    auto it = std::lower_bound(
+        symbols.begin(), symbols.end(), area,
+        [](const elf::FunctionSymbol& symbol, uint64_t value) { return symbol.value < value; });
+    for (; it != symbols.end() && it->value <= limit; ++it) {
+      if (named[i] != nullptr && it->value != named[i]->value) break;
+      if (named[i] == nullptr || BetterName(*it, *named[i])) named[i] = &*it;
+    }
+    if (named[i] != nullptr) ++prefix_votes[named[i]->value - area];
+  }
+  uint64_t common_prefix = arch::RecommendedLayout(false).nops_before_entry;
+  size_t best_votes = 0;
+  for (const auto& [prefix, votes] : prefix_votes) {
+    if (votes > best_votes) common_prefix = prefix, best_votes = votes;
+  }
+
+  module.functions.reserve(areas.size());
+  for (size_t i = 0; i < areas.size(); ++i) {
+    const uint64_t area = areas[i];
+    Function function;
+    uint64_t entry = area + common_prefix;
+    if (const elf::FunctionSymbol* symbol = named[i]) {
+      entry = symbol->value;
+      function.size = symbol->size;
+      function.mangled = symbol->name;
+      function.name = Demangle(symbol->name);
+    } else {
+      function.name = "fn_" + Hex(entry);
+    }
+    std::vector<uint8_t> prefix(entry - area);
+    prefix.resize(read(area, prefix));
+    std::vector<uint8_t> entry_bytes(function.size != 0
+                                         ? std::min<size_t>(function.size, arch::kMaxEntryBytes)
+                                         : arch::kMaxEntryBytes);
+    entry_bytes.resize(read(entry, entry_bytes));
+    function.site = arch::ClassifyPatchArea(prefix, entry_bytes, module.bias + entry);
+    function.entry = module.bias + entry;
+    function.patch_area = module.bias + area;
+    function.module = &module;
+    if (!function.site.usable()) ++module.unusable_sites;
+    module.functions.push_back(std::move(function));
+  }
+  std::sort(module.functions.begin(), module.functions.end(),
+            [](const Function& a, const Function& b) { return a.entry < b.entry; });
+}
+
+std::shared_ptr<Module> NewModule(const elf::ElfImage& image, uintptr_t bias) {
+  auto module = std::make_shared<Module>();
+  module->path = image.path();
+  module->bias = bias;
+  module->position_independent = image.position_independent();
+  module->main_program = image.is_program();
+  module->has_patchable_section = image.has_patchable_section();
+  module->low = bias + image.low_address();
+  module->high = bias + image.high_address();
+  return module;
+}
+
+// ---- This process -----------------------------------------------------------
+
+struct LoadedObject {
+  std::string path;
+  uintptr_t bias = 0;
+  uintptr_t low = UINTPTR_MAX, high = 0;  // from the program headers in memory
+  bool main_program = false;
+};
+
+struct PhdrScan {
+  std::vector<LoadedObject> objects;
+  unsigned long long adds = 0, subs = 0;
+  bool first = true;
+};
+
+int CollectObject(dl_phdr_info* info, size_t size, void* data) {
+  auto& scan = *static_cast<PhdrScan*>(data);
+  const bool main_program = scan.first;
+  scan.first = false;
+  if (size >= offsetof(dl_phdr_info, dlpi_subs) + sizeof(info->dlpi_subs)) {
+    scan.adds = info->dlpi_adds;
+    scan.subs = info->dlpi_subs;
+  }
+  LoadedObject object;
+  object.bias = info->dlpi_addr;
+  object.main_program = main_program;
+  const char* name = info->dlpi_name ? info->dlpi_name : "";
+  if (main_program && *name == '\0') {
+    // The main program's link_map has no name; /proc/self/exe has it.
+    char path[PATH_MAX];
+    const ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (length <= 0) return 0;
+    object.path.assign(path, static_cast<size_t>(length));
+  } else if (*name != '/' && *name != '.') {
+    return 0;  // the vdso ("linux-vdso.so.1" or ""): no file behind it
+  } else {
+    object.path = name;
+  }
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& phdr = info->dlpi_phdr[i];
+    if (phdr.p_type != PT_LOAD) continue;
+    object.low = std::min<uintptr_t>(object.low, info->dlpi_addr + phdr.p_vaddr);
+    object.high = std::max<uintptr_t>(object.high, info->dlpi_addr + phdr.p_vaddr + phdr.p_memsz);
+  }
+  if (object.low >= object.high) return 0;
+  scan.objects.push_back(std::move(object));
+  return 0;
+}
+
+// A reference on a loaded library, so that a concurrent dlclose cannot unmap
+// it while its memory is read.
+class LibraryReference {
+ public:
+  explicit LibraryReference(const std::string& path)
+      : handle_(dlopen(path.c_str(), RTLD_NOLOAD | RTLD_LAZY)) {}
+  ~LibraryReference() {
+    if (handle_ != nullptr) dlclose(handle_);
+  }
+  LibraryReference(const LibraryReference&) = delete;
+  LibraryReference& operator=(const LibraryReference&) = delete;
+
+  // True when the reference is on the object loaded at `bias` (not on another
+  // one that took its path after a dlclose).
+  bool Holds(uintptr_t bias) const {
+    link_map* map = nullptr;
+    return handle_ != nullptr && dlinfo(handle_, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr &&
+           map->l_addr == bias;
+  }
+
+ private:
+  void* handle_;
+};
+
+// Reads the patch areas of a module mapped in this process. Bytes outside the
+// file-backed part of the segments are not code and are not read.
+ByteReader MemoryReader(const elf::ElfImage& image, uintptr_t bias) {
+  return [&image, bias](uint64_t vaddr, std::span<uint8_t> out) -> size_t {
+    const elf::LoadSegment* segment = image.SegmentContaining(vaddr);
+    if (segment == nullptr) return 0;
+    const size_t count = static_cast<size_t>(
+        std::min<uint64_t>(out.size(), segment->filesz - (vaddr - segment->vaddr)));
+    const auto* source = reinterpret_cast<const uint8_t*>(bias + vaddr);
+    // Per-byte atomic loads: a patcher may be rewriting these bytes right now.
+    for (size_t i = 0; i < count; ++i) out[i] = __atomic_load_n(source + i, __ATOMIC_RELAXED);
+    return count;
+  };
+}
+
+std::shared_ptr<const Module> LoadProcessModule(const LoadedObject& object) {
+  std::optional<LibraryReference> reference;
+  if (!object.main_program) {
+    reference.emplace(object.path);
+    if (!reference->Holds(object.bias)) return nullptr;  // being unloaded
+  }
+  std::shared_ptr<Module> module;
+  auto image = elf::ElfImage::Open(object.path);
+  if (image.ok()) {
+    module = NewModule(**image, object.bias);
+    AddFunctions(**image, MemoryReader(**image, object.bias), *module);
+  } else {
+    // Still listed, so FindModule knows the range, but with nothing to trace.
+    module = std::make_shared<Module>();
+    module->path = object.path;
+    module->bias = object.bias;
+  }
+  module->main_program = object.main_program;
+  module->low = object.low;
+  module->high = object.high;
+  return module;
+}
+
+}  // namespace
+
+uintptr_t Function::file_address() const noexcept {
+  return module != nullptr ? entry - module->bias : entry;
+}
+
+const Function* Module::FindByEntry(uintptr_t entry) const noexcept {
+  auto it = std::lower_bound(functions.begin(), functions.end(), entry,
+                             [](const Function& f, uintptr_t value) { return f.entry < value; });
+  return it != functions.end() && it->entry == entry ? &*it : nullptr;
+}
+
+const Function* Module::FindByAddress(uintptr_t address) const noexcept {
+  auto it = std::upper_bound(functions.begin(), functions.end(), address,
+                             [](uintptr_t value, const Function& f) { return value < f.entry; });
+  if (it == functions.begin()) return nullptr;
+  --it;
+  if (it->size == 0) return it->entry == address ? &*it : nullptr;
+  return address - it->entry < it->size ? &*it : nullptr;
+}
+
+Result<std::shared_ptr<const Module>> LoadModuleFromFile(const std::string& path) {
+  auto image = elf::ElfImage::Open(path);
+  if (!image.ok()) return image.status();
+  if (!(*image)->has_patchable_section()) {
+    return Status(Errc::kNotInstrumented,
+                  path +
+                      " was not built for padhook (no __patchable_function_entries section). "
+                      "Compile it with: " +
+                      JoinedCompilerFlags() +
+                      " (run `padhook flags` for the flags of your build, `padhook flags "
+                      "--landing-pads` with -fcf-protection)");
+  }
+  const elf::ElfImage& file = **image;
+  std::shared_ptr<Module> module = NewModule(file, 0);
+  AddFunctions(
+      file, [&file](uint64_t vaddr, std::span<uint8_t> out) { return file.ReadAt(vaddr, out); },
+      *module);
+  return std::shared_ptr<const Module>(std::move(module));
+}
+
+// ---- Snapshot ---------------------------------------------------------------
+
+size_t FunctionTable::Snapshot::function_count() const noexcept {
+  size_t count = 0;
+  for (const auto& module : modules_) count += module->functions.size();
+  return count;
+}
+
+const Module* FunctionTable::Snapshot::FindModule(uintptr_t address) const noexcept {
+  auto it = std::upper_bound(
+      modules_.begin(), modules_.end(), address,
+      [](uintptr_t value, const std::shared_ptr<const Module>& m) { return value < m->low; });
+  if (it == modules_.begin()) return nullptr;
+  --it;
+  return address < (*it)->high ? it->get() : nullptr;
+}
+
+const Function* FunctionTable::Snapshot::FindByEntry(uintptr_t entry) const noexcept {
+  const Module* module = FindModule(entry);
+  return module ? module->FindByEntry(entry) : nullptr;
+}
+
+const Function* FunctionTable::Snapshot::FindByAddress(uintptr_t address) const noexcept {
+  const Module* module = FindModule(address);
+  return module ? module->FindByAddress(address) : nullptr;
+}
+
+std::vector<const Function*> FunctionTable::Snapshot::FindByName(std::string_view name) const {
+  std::vector<const Function*> found;
+  for (const auto& module : modules_) {
+    for (const Function& function : module->functions) {
+      if (function.name == name || function.mangled == name) found.push_back(&function);
+    }
+  }
+  return found;
+}
+
+std::vector<const Function*> FunctionTable::Snapshot::FindByGlob(std::string_view pattern) const {
+  const std::string terminated(pattern);
+  std::vector<const Function*> found;
+  for (const auto& module : modules_) {
+    for (const Function& function : module->functions) {
+      if (fnmatch(terminated.c_str(), function.name.c_str(), 0) == 0 ||
+          (!function.mangled.empty() &&
+           fnmatch(terminated.c_str(), function.mangled.c_str(), 0) == 0)) {
+        found.push_back(&function);
+      }
+    }
+  }
+  return found;
+}
+
+// ---- FunctionTable ----------------------------------------------------------
+
+FunctionTable& FunctionTable::Process() {
+  // Never destroyed: threads and atexit handlers may still look functions up
+  // while static destructors run.
+  static FunctionTable* table = new FunctionTable();
+  return *table;
+}
+
+Status FunctionTable::Refresh() {
+  std::lock_guard lock(mutex_);
+  return RefreshLocked();
+}
+
+Status FunctionTable::RefreshLocked() {
+  // The loader holds its lock while it calls back, so nothing that may dlopen
+  // runs inside the callback: collect first, read the files after.
+  PhdrScan scan;
+  dl_iterate_phdr(CollectObject, &scan);
+  if (snapshot_ != nullptr && scan.adds == adds_seen_ && scan.subs == subs_seen_) {
+    return Status::Ok();
+  }
+
+  auto snapshot = std::make_shared<Snapshot>();
+  std::map<std::pair<std::string, uintptr_t>, std::shared_ptr<const Module>> cache;
+  for (const LoadedObject& object : scan.objects) {
+    auto key = std::make_pair(object.path, object.bias);
+    std::shared_ptr<const Module> module;
+    if (auto cached = cache_.find(key); cached != cache_.end()) {
+      module = cached->second;
+    } else {
+      module = LoadProcessModule(object);
+      if (module == nullptr) continue;
+    }
+    snapshot->modules_.push_back(module);
+    cache.emplace(std::move(key), std::move(module));
+  }
+  std::sort(snapshot->modules_.begin(), snapshot->modules_.end(),
+            [](const auto& a, const auto& b) { return a->low < b->low; });
+  snapshot_ = std::move(snapshot);
+  cache_ = std::move(cache);
+  adds_seen_ = scan.adds;
+  subs_seen_ = scan.subs;
+  return Status::Ok();
+}
+
+std::shared_ptr<const FunctionTable::Snapshot> FunctionTable::snapshot() {
+  std::lock_guard lock(mutex_);
+  if (snapshot_ == nullptr) (void)RefreshLocked();
+  return snapshot_;
+}
+
+}  // namespace padhook

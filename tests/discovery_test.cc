@@ -1,0 +1,708 @@
+// Discovery of instrumented functions: LoadModuleFromFile on fixtures built by
+// both compilers in every layout, FunctionTable in this process (dlopen /
+// dlclose) and in child processes, and the `padhook list` / `padhook flags` CLI.
+//
+// Expectations are checked against an independent reading of the ELF files
+// (a few lines over <elf.h>, no libelf) so that a bug in src/elf cannot hide
+// itself.
+#include <dlfcn.h>
+#include <elf.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "arch.h"
+#include "padhook/function_table.h"
+
+namespace padhook {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kFixtureDir = DISCOVERY_FIXTURE_DIR;
+
+std::string Fixture(const std::string& name) { return kFixtureDir + "/" + name; }
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+// ---- Independent ELF reading ------------------------------------------------
+
+struct RawSymbol {
+  uint64_t value;
+  std::string name;
+};
+
+// Startup code the toolchain links into every program and library; it is not
+// built with the fixture's flags.
+bool IsToolchainFunction(const std::string& name) {
+  static const std::set<std::string> kNames = {"_init",
+                                               "_fini",
+                                               "_start",
+                                               "deregister_tm_clones",
+                                               "register_tm_clones",
+                                               "__do_global_dtors_aux",
+                                               "frame_dummy",
+                                               "_dl_relocate_static_pie",
+                                               "__libc_csu_init",
+                                               "__libc_csu_fini"};
+  return kNames.count(name) != 0;
+}
+
+class RawElf {
+ public:
+  explicit RawElf(const std::string& path) : bytes_(ReadFile(path)) {}
+
+  const Elf64_Ehdr& header() const { return *At<Elf64_Ehdr>(0); }
+
+  // STT_FUNC symbols defined in .symtab, minus the toolchain's startup code.
+  std::vector<RawSymbol> SourceFunctions() const {
+    std::vector<RawSymbol> functions;
+    for (int i = 0; i < header().e_shnum; ++i) {
+      const Elf64_Shdr& section = Section(i);
+      if (section.sh_type != SHT_SYMTAB) continue;
+      const Elf64_Shdr& strings = Section(static_cast<int>(section.sh_link));
+      for (uint64_t offset = 0; offset + sizeof(Elf64_Sym) <= section.sh_size;
+           offset += sizeof(Elf64_Sym)) {
+        const auto* sym = At<Elf64_Sym>(section.sh_offset + offset);
+        if (ELF64_ST_TYPE(sym->st_info) != STT_FUNC || sym->st_shndx == SHN_UNDEF) continue;
+        std::string name(bytes_.data() + strings.sh_offset + sym->st_name);
+        if (IsToolchainFunction(name)) continue;
+        functions.push_back({sym->st_value, name});
+      }
+    }
+    return functions;
+  }
+
+  // File offset of virtual address `vaddr` (from the program headers).
+  uint64_t FileOffset(uint64_t vaddr) const {
+    for (int i = 0; i < header().e_phnum; ++i) {
+      const auto* phdr = At<Elf64_Phdr>(header().e_phoff + i * sizeof(Elf64_Phdr));
+      if (phdr->p_type == PT_LOAD && vaddr >= phdr->p_vaddr &&
+          vaddr < phdr->p_vaddr + phdr->p_filesz) {
+        return phdr->p_offset + (vaddr - phdr->p_vaddr);
+      }
+    }
+    ADD_FAILURE() << "no segment holds " << std::hex << vaddr;
+    return 0;
+  }
+
+ private:
+  template <typename T>
+  const T* At(uint64_t offset) const {
+    if (offset + sizeof(T) > bytes_.size()) throw std::runtime_error("truncated ELF file");
+    return reinterpret_cast<const T*>(bytes_.data() + offset);
+  }
+  const Elf64_Shdr& Section(int index) const {
+    return *At<Elf64_Shdr>(header().e_shoff + index * sizeof(Elf64_Shdr));
+  }
+
+  std::string bytes_;
+};
+
+// ---- Running commands -------------------------------------------------------
+
+struct CommandResult {
+  int exit_status = -1;
+  std::string out, err;
+};
+
+// Holds a temporary directory for as long as a test needs it.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "padhook-discovery-XXXXXX").string();
+    if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    fs::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string Quote(const std::string& word) {
+  std::string quoted = "'";
+  for (char c : word) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+
+CommandResult RunCommand(const std::vector<std::string>& argv) {
+  TempDir dir;
+  std::string command;
+  for (const std::string& word : argv) command += Quote(word) + " ";
+  const std::string out = (dir.path() / "out").string(), err = (dir.path() / "err").string();
+  command += ">" + Quote(out) + " 2>" + Quote(err);
+  CommandResult result;
+  const int status = std::system(command.c_str());
+  result.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  result.out = ReadFile(out);
+  result.err = ReadFile(err);
+  return result;
+}
+
+// ---- Fixture variants -------------------------------------------------------
+
+struct Variant {
+  std::string file;
+  bool clang;
+  bool landing_pads;
+};
+
+std::vector<Variant> ProgramVariants() {
+  std::vector<Variant> variants;
+  for (const char* compiler : {"gcc", "clang"}) {
+    for (const char* layout : {"plain", "cet"}) {
+      for (const char* pie : {"pie", "nopie"}) {
+        variants.push_back({std::string("program_") + compiler + "_" + pie + "_" + layout,
+                            std::strcmp(compiler, "clang") == 0, std::strcmp(layout, "cet") == 0});
+      }
+    }
+  }
+  if (DISCOVERY_HAVE_LLD) variants.push_back({"program_clang_pie_lld", true, false});
+  return variants;
+}
+
+std::vector<Variant> LibraryVariants() {
+  std::vector<Variant> variants;
+  for (const char* compiler : {"gcc", "clang"}) {
+    for (const char* layout : {"plain", "cet"}) {
+      variants.push_back({std::string("libfixture_") + compiler + "_" + layout + ".so",
+                          std::strcmp(compiler, "clang") == 0, std::strcmp(layout, "cet") == 0});
+    }
+  }
+  if (DISCOVERY_HAVE_LLD) variants.push_back({"libfixture_clang_lld.so", true, false});
+  return variants;
+}
+
+// Readable parameters in gtest's failure messages and ctest -N.
+void PrintTo(const Variant& variant, std::ostream* out) { *out << variant.file; }
+
+std::string VariantName(const testing::TestParamInfo<Variant>& info) {
+  std::string name = info.param.file;
+  for (char& c : name) {
+    if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+  }
+  return name;
+}
+
+// ---- 1. Every function of the fixture, with the right site ------------------
+
+class LoadFixture : public testing::TestWithParam<Variant> {};
+
+TEST_P(LoadFixture, FindsEveryFunctionWithTheCompilersSite) {
+  const Variant& variant = GetParam();
+  const std::string path = Fixture(variant.file);
+  auto loaded = LoadModuleFromFile(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const Module& module = **loaded;
+
+  EXPECT_TRUE(module.instrumented());
+  EXPECT_EQ(module.unusable_sites, 0u);
+  EXPECT_EQ(module.bias, 0u);
+
+  const std::vector<RawSymbol> symbols = RawElf(path).SourceFunctions();
+  ASSERT_GE(symbols.size(), 4u) << "fixture symbol table looks empty";
+  // Aliases (a C1 and a C2 constructor, say) share one entry: the table names
+  // it with one of them.
+  std::map<uint64_t, std::set<std::string>> aliases;
+  std::set<uint64_t> symbol_addresses;
+  for (const RawSymbol& symbol : symbols) {
+    symbol_addresses.insert(symbol.value);
+    aliases[symbol.value].insert(symbol.name);
+  }
+  for (const auto& [address, names] : aliases) {
+    const Function* function = module.FindByEntry(address);
+    ASSERT_NE(function, nullptr) << *names.begin() << " missing from " << path;
+    EXPECT_TRUE(names.count(function->mangled)) << function->mangled << " at " << address;
+  }
+  std::set<uint64_t> table_addresses;
+  for (const Function& function : module.functions) {
+    table_addresses.insert(function.file_address());
+    EXPECT_EQ(function.module, &module);
+    EXPECT_EQ(function.entry - function.patch_area, function.site.prefix_size) << function.name;
+    const PatchSite& site = function.site;
+    EXPECT_EQ(site.kind, variant.clang ? SiteKind::kSingleNop : SiteKind::kNopRun)
+        << function.name << ": " << arch::DescribeSite(site);
+    EXPECT_EQ(site.slot, SlotState::kEmpty) << function.name;
+    EXPECT_EQ(site.landing_pad, variant.landing_pads ? 4 : 0) << function.name;
+    EXPECT_EQ(site.prefix_size, variant.landing_pads ? 12 : 8) << function.name;
+    EXPECT_TRUE(site.site_in_one_word) << function.name;
+    EXPECT_TRUE(site.usable()) << function.name;
+  }
+  // Nothing more either: every listed entry is a function of the source.
+  EXPECT_EQ(table_addresses, symbol_addresses);
+
+  // Demangling, and the lookups of a module.
+  bool found_method = false;
+  for (const Function& function : module.functions) {
+    if (function.name == "fx::Widget::Method(int) const" || function.name == "fxlib::Scale(long)") {
+      found_method = true;
+      EXPECT_EQ(module.FindByEntry(function.entry), &function);
+      if (function.size > 1) {
+        EXPECT_EQ(module.FindByAddress(function.entry + 1), &function);
+      }
+    }
+  }
+  EXPECT_TRUE(found_method) << "demangled names missing";
+}
+
+INSTANTIATE_TEST_SUITE_P(Programs, LoadFixture, testing::ValuesIn(ProgramVariants()), VariantName);
+INSTANTIATE_TEST_SUITE_P(Libraries, LoadFixture, testing::ValuesIn(LibraryVariants()), VariantName);
+
+TEST(LoadModuleFromFile, ReportsTheFileType) {
+  auto pie = LoadModuleFromFile(Fixture("program_gcc_pie_plain"));
+  auto nopie = LoadModuleFromFile(Fixture("program_clang_nopie_plain"));
+  auto library = LoadModuleFromFile(Fixture("libfixture_gcc_plain.so"));
+  ASSERT_TRUE(pie.ok() && nopie.ok() && library.ok());
+  EXPECT_TRUE((*pie)->position_independent && (*pie)->main_program);
+  EXPECT_TRUE(!(*nopie)->position_independent && (*nopie)->main_program);
+  EXPECT_TRUE((*library)->position_independent && !(*library)->main_program);
+}
+
+TEST(LoadModuleFromFile, StrippedStaticFunctionsGetInferredNames) {
+  auto full = LoadModuleFromFile(Fixture("libfixture_gcc_cet.so"));
+  auto stripped = LoadModuleFromFile(Fixture("libfixture_gcc_cet_stripped.so"));
+  ASSERT_TRUE(full.ok() && stripped.ok());
+  ASSERT_EQ((*full)->functions.size(), (*stripped)->functions.size());
+  for (size_t i = 0; i < (*full)->functions.size(); ++i) {
+    const Function& named = (*full)->functions[i];
+    const Function& function = (*stripped)->functions[i];
+    EXPECT_EQ(function.file_address(), named.file_address());
+    EXPECT_EQ(function.site.kind, SiteKind::kNopRun);
+    EXPECT_EQ(function.site.slot, SlotState::kEmpty);
+    EXPECT_EQ(function.site.landing_pad, 4);
+    if (named.name == "fxlib_static(int)") {
+      std::ostringstream expected;
+      expected << "fn_" << std::hex << named.file_address();
+      EXPECT_EQ(function.name, expected.str());
+      EXPECT_TRUE(function.mangled.empty());
+    } else {
+      EXPECT_EQ(function.name, named.name);  // exported: still in .dynsym
+    }
+  }
+}
+
+// ---- 2. Files padhook cannot use --------------------------------------------
+
+TEST(LoadModuleFromFile, NotInstrumentedSaysWhichFlags) {
+  auto loaded = LoadModuleFromFile(Fixture("program_noflags"));
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), Errc::kNotInstrumented);
+  EXPECT_NE(loaded.status().message().find("-fpatchable-function-entry=13,8"), std::string::npos)
+      << loaded.status().message();
+  EXPECT_NE(loaded.status().message().find("padhook flags"), std::string::npos);
+}
+
+TEST(LoadModuleFromFile, TooSmallPaddingIsReported) {
+  auto loaded = LoadModuleFromFile(Fixture("program_toosmall"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const Module& module = **loaded;
+  ASSERT_GE(module.functions.size(), 5u);
+  for (const Function& function : module.functions) {
+    EXPECT_EQ(function.site.slot, SlotState::kTooSmall) << function.name;
+    EXPECT_EQ(function.site.prefix_size, 0) << function.name;
+    EXPECT_EQ(function.site.kind, SiteKind::kNopRun) << function.name;
+    EXPECT_FALSE(function.site.usable());
+    EXPECT_FALSE(function.mangled.empty()) << "M=0 entries must still find their symbols";
+  }
+  EXPECT_EQ(module.unusable_sites, module.functions.size());
+}
+
+TEST(LoadModuleFromFile, TextFileIsNotElf) {
+  TempDir dir;
+  const std::string path = (dir.path() / "notes.txt").string();
+  std::ofstream(path) << "this is not an ELF file\n";
+  auto loaded = LoadModuleFromFile(path);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), Errc::kElf);
+  EXPECT_NE(loaded.status().message().find(path), std::string::npos);
+}
+
+TEST(LoadModuleFromFile, MissingFileIsNotFound) {
+  const std::string path = Fixture("no-such-program");
+  auto loaded = LoadModuleFromFile(path);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), Errc::kNotFound);
+  EXPECT_NE(loaded.status().message().find(path), std::string::npos);
+}
+
+TEST(LoadModuleFromFile, ObjectFilesAreRefused) {
+  // Relocatable objects are x86-64 ELF too, but their addresses are not final.
+  auto loaded = LoadModuleFromFile(Fixture("library_clang.o"));
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), Errc::kUnsupported);
+}
+
+// ---- 4. Bytes that are not what the compiler emitted ------------------------
+
+// Copies `fixture`, overwrites bytes at `function`'s entry + `offset` (relative
+// to the entry) in the copy and returns what LoadModuleFromFile makes of it.
+std::shared_ptr<const Module> LoadWithBytes(const TempDir& dir, const std::string& fixture,
+                                            const std::string& function_name, int offset,
+                                            const std::vector<uint8_t>& bytes,
+                                            uint64_t* address = nullptr) {
+  const std::string original = Fixture(fixture);
+  auto clean = LoadModuleFromFile(original);
+  if (!clean.ok()) throw std::runtime_error(clean.status().ToString());
+  const Function* target = nullptr;
+  for (const Function& function : (*clean)->functions) {
+    if (function.name == function_name) target = &function;
+  }
+  if (target == nullptr) throw std::runtime_error(function_name + " not in " + fixture);
+  if (address) *address = target->file_address();
+
+  const std::string copy = (dir.path() / fixture).string();
+  fs::copy_file(original, copy, fs::copy_options::overwrite_existing);
+  const uint64_t file_offset =
+      RawElf(copy).FileOffset(target->file_address() + target->site.landing_pad) + offset;
+  std::fstream file(copy, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekp(static_cast<std::streamoff>(file_offset));
+  file.write(reinterpret_cast<const char*>(bytes.data()),
+             static_cast<std::streamsize>(bytes.size()));
+  file.close();
+  auto loaded = LoadModuleFromFile(copy);
+  if (!loaded.ok()) throw std::runtime_error(loaded.status().ToString());
+  return *loaded;
+}
+
+TEST(UnexpectedBytes, Int3AtTheEntryIsReported) {
+  TempDir dir;
+  uint64_t address = 0;
+  auto module = LoadWithBytes(dir, "program_gcc_pie_plain", "fx_c_function", 0, {0xCC}, &address);
+  EXPECT_EQ(module->unusable_sites, 1u);
+  for (const Function& function : module->functions) {
+    if (function.file_address() == address) {
+      EXPECT_EQ(function.site.kind, SiteKind::kUnexpected);
+      EXPECT_FALSE(function.site.usable());
+    } else {
+      EXPECT_TRUE(function.site.usable()) << function.name;
+    }
+  }
+}
+
+TEST(UnexpectedBytes, CallAtAClangEntryIsReported) {
+  TempDir dir;
+  uint64_t address = 0;
+  auto module = LoadWithBytes(dir, "program_clang_nopie_cet", "fx::Namespaced(int, int)", 0,
+                              {0xE8, 0x11, 0x22, 0x33, 0x44}, &address);
+  EXPECT_EQ(module->unusable_sites, 1u);
+  const Function* function = module->FindByEntry(address);
+  ASSERT_NE(function, nullptr);
+  EXPECT_EQ(function->site.kind, SiteKind::kUnexpected);
+  EXPECT_EQ(function->site.landing_pad, 4);
+}
+
+TEST(UnexpectedBytes, ForeignBytesInThePaddingAreReported) {
+  TempDir dir;
+  uint64_t address = 0;
+  // The first padding byte, well before the metadata slot.
+  auto module = LoadWithBytes(dir, "libfixture_gcc_plain.so", "fxlib_add", -8, {0xCC}, &address);
+  EXPECT_EQ(module->unusable_sites, 1u);
+  const Function* function = module->FindByEntry(address);
+  ASSERT_NE(function, nullptr);
+  EXPECT_EQ(function->site.kind, SiteKind::kNopRun);
+  EXPECT_EQ(function->site.slot, SlotState::kUnexpected);
+}
+
+// ---- 3. Discovery in a running process --------------------------------------
+
+// dlopen()s a fixture library for the length of a test.
+class Library {
+ public:
+  explicit Library(const std::string& path) : handle_(dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+    if (handle_ == nullptr) throw std::runtime_error(dlerror());
+  }
+  ~Library() { Close(); }
+  Library(const Library&) = delete;
+  Library& operator=(const Library&) = delete;
+  void Close() {
+    if (handle_ != nullptr) dlclose(handle_);
+    handle_ = nullptr;
+  }
+  uintptr_t Symbol(const char* name) const {
+    return reinterpret_cast<uintptr_t>(dlsym(handle_, name));
+  }
+
+ private:
+  void* handle_;
+};
+
+const Function* InModule(const std::vector<const Function*>& functions, const std::string& path) {
+  const Function* found = nullptr;
+  for (const Function* function : functions) {
+    if (fs::equivalent(function->module->path, path)) {
+      EXPECT_EQ(found, nullptr) << "found twice in " << path;
+      found = function;
+    }
+  }
+  return found;
+}
+
+TEST(FunctionTable, FollowsDlopenAndDlclose) {
+  const std::string gcc_path = Fixture("libfixture_gcc_plain.so");
+  const std::string clang_path = Fixture("libfixture_clang_cet.so");
+  FunctionTable& table = FunctionTable::Process();
+  ASSERT_TRUE(table.Refresh().ok());
+  const auto before = table.snapshot();
+  EXPECT_TRUE(before->FindByName("fxlib_add").empty());
+  // Unchanged process: the same snapshot, nothing reread.
+  ASSERT_TRUE(table.Refresh().ok());
+  EXPECT_EQ(table.snapshot(), before);
+
+  Library gcc(gcc_path);
+  auto clang = std::make_unique<Library>(clang_path);
+  ASSERT_TRUE(table.Refresh().ok());
+  const auto loaded = table.snapshot();
+  EXPECT_NE(loaded, before);
+  EXPECT_GT(loaded->function_count(), before->function_count());
+
+  for (const auto& [path, library] :
+       {std::pair{gcc_path, &gcc}, std::pair{clang_path, clang.get()}}) {
+    const uintptr_t add = library->Symbol("fxlib_add");
+    ASSERT_NE(add, 0u);
+    const Function* by_name = InModule(loaded->FindByName("fxlib_add"), path);
+    ASSERT_NE(by_name, nullptr) << path;
+    EXPECT_EQ(by_name->entry, add);
+    EXPECT_EQ(loaded->FindByEntry(add), by_name);
+    EXPECT_EQ(loaded->FindByAddress(add + 2), by_name);
+    EXPECT_EQ(loaded->FindModule(add), by_name->module);
+    EXPECT_TRUE(by_name->module->position_independent);
+    EXPECT_FALSE(by_name->module->main_program);
+    EXPECT_NE(by_name->module->bias, 0u);
+    EXPECT_EQ(by_name->file_address(), add - by_name->module->bias);
+    EXPECT_TRUE(by_name->site.usable()) << arch::DescribeSite(by_name->site);
+
+    // By mangled name and by glob on demangled and mangled names.
+    const Function* scale_long = InModule(loaded->FindByName("_ZN5fxlib5ScaleEl"), path);
+    ASSERT_NE(scale_long, nullptr);
+    EXPECT_EQ(scale_long->name, "fxlib::Scale(long)");
+    std::set<std::string> globbed;
+    for (const Function* function : loaded->FindByGlob("fxlib::Scale*")) {
+      if (fs::equivalent(function->module->path, path)) globbed.insert(function->name);
+    }
+    EXPECT_EQ(globbed, (std::set<std::string>{"fxlib::Scale(int)", "fxlib::Scale(long)"}));
+    EXPECT_NE(InModule(loaded->FindByGlob("_ZN5fxlib5Scale?l"), path), nullptr);
+    EXPECT_NE(InModule(loaded->FindByGlob("fxlib_st?tic(*)"), path), nullptr);
+
+    // The module in memory is the file on disk, moved by the bias.
+    auto from_file = LoadModuleFromFile(path);
+    ASSERT_TRUE(from_file.ok());
+    ASSERT_EQ(by_name->module->functions.size(), (*from_file)->functions.size());
+    for (size_t i = 0; i < (*from_file)->functions.size(); ++i) {
+      EXPECT_EQ(by_name->module->functions[i].file_address(),
+                (*from_file)->functions[i].file_address());
+      EXPECT_EQ(by_name->module->functions[i].site.kind, (*from_file)->functions[i].site.kind);
+    }
+  }
+
+  // dlclose: gone from the next snapshot, still readable in the old one.
+  const Module* clang_module = InModule(loaded->FindByName("fxlib_add"), clang_path)->module;
+  clang.reset();
+  void* still_loaded = dlopen(clang_path.c_str(), RTLD_NOLOAD | RTLD_LAZY);
+  ASSERT_EQ(still_loaded, nullptr) << "the fixture library was not unloaded";
+  ASSERT_TRUE(table.Refresh().ok());
+  const auto after = table.snapshot();
+  EXPECT_EQ(InModule(after->FindByName("fxlib_add"), clang_path), nullptr);
+  EXPECT_NE(InModule(after->FindByName("fxlib_add"), gcc_path), nullptr);
+  EXPECT_EQ(after->FindModule(clang_module->low), nullptr);
+  std::set<std::string> old_names;
+  for (const Function& function : clang_module->functions) old_names.insert(function.name);
+  EXPECT_TRUE(old_names.count("fxlib::Scale(int)"));
+  EXPECT_EQ(clang_module->path, clang_path);
+}
+
+TEST(FunctionTable, SkipsModulesWithoutFiles) {
+  const auto snapshot = FunctionTable::Process().snapshot();
+  ASSERT_FALSE(snapshot->modules().empty());
+  int main_programs = 0;
+  for (const auto& module : snapshot->modules()) {
+    EXPECT_TRUE(fs::exists(module->path)) << module->path;
+    EXPECT_LT(module->low, module->high) << module->path;
+    main_programs += module->main_program;
+  }
+  EXPECT_EQ(main_programs, 1);
+  // This very function is in the main program's range.
+  const Module* self = snapshot->FindModule(reinterpret_cast<uintptr_t>(&ReadFile));
+  ASSERT_NE(self, nullptr);
+  EXPECT_TRUE(self->main_program);
+  EXPECT_EQ(fs::path(self->path).filename(), "discovery_test");
+}
+
+class SelfDiscovery : public testing::TestWithParam<Variant> {};
+
+TEST_P(SelfDiscovery, ChildFindsWhatTheFileSays) {
+  const std::string path = Fixture(GetParam().file);
+  const CommandResult result = RunCommand({path, "--dump-self"});
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  std::istringstream lines(result.out);
+  std::string line;
+  std::map<uint64_t, std::string> from_child;  // file address -> "kind slot name"
+  bool self_check = false;
+  while (std::getline(lines, line)) {
+    if (line == "self-check ok") {
+      self_check = true;
+      continue;
+    }
+    const size_t space = line.find(' ');
+    ASSERT_NE(space, std::string::npos) << line;
+    from_child[std::stoull(line.substr(0, space), nullptr, 16)] = line.substr(space + 1);
+  }
+  EXPECT_TRUE(self_check) << result.out;
+
+  auto loaded = LoadModuleFromFile(path);
+  ASSERT_TRUE(loaded.ok());
+  std::map<uint64_t, std::string> from_file;
+  for (const Function& function : (*loaded)->functions) {
+    from_file[function.file_address()] = std::string(SiteKindName(function.site.kind)) + " " +
+                                         SlotStateName(function.site.slot) + " " + function.name;
+  }
+  EXPECT_EQ(from_child, from_file);
+}
+
+INSTANTIATE_TEST_SUITE_P(Programs, SelfDiscovery, testing::ValuesIn(ProgramVariants()),
+                         VariantName);
+
+// ---- 5. The padhook CLI -----------------------------------------------------
+
+TEST(PadhookCli, ListsAFixture) {
+  const std::string path = Fixture("program_gcc_pie_plain");
+  const CommandResult result = RunCommand({PADHOOK_CLI, "list", path});
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  EXPECT_NE(result.out.find(path), std::string::npos);
+  EXPECT_NE(result.out.find("PIE executable"), std::string::npos);
+  for (const char* name :
+       {"fx_c_function", "fx::Namespaced(int, int)", "fx::Widget::Method(int) const",
+        "double fx::Twice<double>(double)", "fx_static", "main"}) {
+    EXPECT_NE(result.out.find(name), std::string::npos) << name << "\n" << result.out;
+  }
+  EXPECT_NE(result.out.find("GCC 1-byte NOP run (5)"), std::string::npos);
+  EXPECT_NE(result.out.find("all sites can be patched"), std::string::npos);
+}
+
+TEST(PadhookCli, ListsAsJson) {
+  const std::string path = Fixture("libfixture_clang_cet.so");
+  const CommandResult result = RunCommand({PADHOOK_CLI, "list", "--format", "json", path});
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  const nlohmann::json json = nlohmann::json::parse(result.out);
+  EXPECT_EQ(json.at("path"), path);
+  EXPECT_EQ(json.at("type"), "shared library");
+  auto loaded = LoadModuleFromFile(path);
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_EQ(json.at("functions").size(), (*loaded)->functions.size());
+  std::set<std::string> names;
+  for (const nlohmann::json& function : json.at("functions")) {
+    for (const char* field : {"name", "mangled", "address", "size", "kind", "slot", "landing_pad",
+                              "site_in_one_word", "description"}) {
+      EXPECT_TRUE(function.contains(field)) << field;
+    }
+    names.insert(function.at("name").get<std::string>());
+    EXPECT_EQ(function.at("kind"), "single-nop");
+    EXPECT_EQ(function.at("slot"), "empty");
+    EXPECT_EQ(function.at("landing_pad"), true);
+    EXPECT_EQ(function.at("site_in_one_word"), true);
+    EXPECT_NE((*loaded)->FindByEntry(function.at("address").get<uint64_t>()), nullptr);
+  }
+  EXPECT_TRUE(names.count("fxlib::Scale(long)"));
+  EXPECT_TRUE(names.count("fxlib_add"));
+}
+
+TEST(PadhookCli, AllAlsoListsStartupCode) {
+  const CommandResult result =
+      RunCommand({PADHOOK_CLI, "list", "--all", Fixture("program_clang_nopie_plain")});
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  EXPECT_NE(result.out.find("not instrumented"), std::string::npos);
+  EXPECT_NE(result.out.find("_start"), std::string::npos);
+}
+
+TEST(PadhookCli, ListFailsClearly) {
+  const CommandResult noflags = RunCommand({PADHOOK_CLI, "list", Fixture("program_noflags")});
+  EXPECT_EQ(noflags.exit_status, 1);
+  EXPECT_NE(noflags.err.find("-fpatchable-function-entry"), std::string::npos) << noflags.err;
+  EXPECT_TRUE(noflags.out.empty());
+
+  const CommandResult missing = RunCommand({PADHOOK_CLI, "list", Fixture("no-such-program")});
+  EXPECT_EQ(missing.exit_status, 1);
+  EXPECT_NE(missing.err.find("no-such-program"), std::string::npos) << missing.err;
+
+  const CommandResult text =
+      RunCommand({PADHOOK_CLI, "list", kFixtureDir + "/../CTestTestfile.cmake"});
+  EXPECT_EQ(text.exit_status, 1);
+  EXPECT_NE(text.err.find("not an ELF file"), std::string::npos) << text.err;
+}
+
+TEST(PadhookCli, ListReportsUnexpectedBytes) {
+  TempDir dir;
+  auto module = LoadWithBytes(dir, "program_gcc_nopie_plain", "fx_c_function", 0, {0xCC});
+  const CommandResult result = RunCommand({PADHOOK_CLI, "list", module->path});
+  ASSERT_EQ(result.exit_status, 0) << result.err;
+  EXPECT_NE(result.out.find("1 sites have unexpected bytes: fx_c_function"), std::string::npos)
+      << result.out;
+}
+
+std::string Joined(const std::vector<std::string>& words) {
+  std::string line;
+  for (const std::string& word : words) line += (line.empty() ? "" : " ") + word;
+  return line + "\n";
+}
+
+TEST(PadhookCli, FlagsAreTheArchFlags) {
+  EXPECT_EQ(RunCommand({PADHOOK_CLI, "flags"}).out,
+            Joined(arch::CompilerFlags(arch::Compiler::kGcc, false)));
+  EXPECT_EQ(RunCommand({PADHOOK_CLI, "flags", "--compiler", "clang"}).out,
+            Joined(arch::CompilerFlags(arch::Compiler::kClang, false)));
+  EXPECT_EQ(RunCommand({PADHOOK_CLI, "flags", "--landing-pads"}).out,
+            Joined(arch::CompilerFlags(arch::Compiler::kGcc, true)));
+  EXPECT_NE(RunCommand({PADHOOK_CLI, "flags", "--compiler", "icc"}).exit_status, 0);
+}
+
+TEST(PadhookCli, LibsAndCflagsPointAtTheBuildTree) {
+  const CommandResult libs = RunCommand({PADHOOK_CLI, "flags", "--libs"});
+  ASSERT_EQ(libs.exit_status, 0);
+  std::istringstream words(libs.out);
+  std::string libdir_flag, link_flag, rpath_flag;
+  words >> libdir_flag >> link_flag >> rpath_flag;
+  ASSERT_EQ(libdir_flag.rfind("-L", 0), 0u) << libs.out;
+  const std::string libdir = libdir_flag.substr(2);
+  EXPECT_TRUE(fs::exists(fs::path(libdir) / "libpadhook.so")) << libdir;
+  EXPECT_EQ(link_flag, "-lpadhook");
+  EXPECT_EQ(rpath_flag, "-Wl,-rpath," + libdir);
+
+  const CommandResult cflags = RunCommand({PADHOOK_CLI, "flags", "--cflags"});
+  ASSERT_EQ(cflags.exit_status, 0);
+  ASSERT_EQ(cflags.out.rfind("-I", 0), 0u) << cflags.out;
+  const std::string includedir = cflags.out.substr(2, cflags.out.size() - 3);
+  EXPECT_TRUE(fs::exists(fs::path(includedir) / "padhook" / "function_table.h")) << includedir;
+}
+
+TEST(PadhookCli, HelpListsSubcommands) {
+  const CommandResult help = RunCommand({PADHOOK_CLI, "--help"});
+  EXPECT_EQ(help.exit_status, 0);
+  EXPECT_NE(help.out.find("flags"), std::string::npos);
+  EXPECT_NE(help.out.find("list"), std::string::npos);
+  EXPECT_NE(help.out.find("instrumented functions"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace padhook

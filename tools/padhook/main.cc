@@ -1,0 +1,38 @@
+// padhook — inspect and trace programs built with `padhook flags`.
+#include <CLI/CLI.hpp>
+#include <utility>
+#include <vector>
+
+#include "commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  const char* description;  // one line: `padhook --help` lists it
+  padhook::tool::CommandSetup* setup;
+};
+
+constexpr Command kCommands[] = {
+    {"flags", "Print the compiler flags that make a program traceable (or --libs/--cflags)",
+     padhook::tool::SetupFlags},
+    {"list", "List the instrumented functions of a program or shared library",
+     padhook::tool::SetupList},
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"padhook: function tracing through -fpatchable-function-entry padding", "padhook"};
+  app.require_subcommand(1);
+  std::vector<std::pair<CLI::App*, padhook::tool::CommandRunner>> commands;
+  for (const Command& command : kCommands) {
+    CLI::App* subcommand = app.add_subcommand(command.name, command.description);
+    commands.emplace_back(subcommand, command.setup(*subcommand));
+  }
+  CLI11_PARSE(app, argc, argv);
+  for (auto& [subcommand, run] : commands) {
+    if (subcommand->parsed()) return run();
+  }
+  return 1;
+}
