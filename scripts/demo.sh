@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The first command to run: installs dependencies, builds padhook into build/,
+# then shows what padhook finds in the bundled demo program and its library.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+echo "==> configure + build (build/, RelWithDebInfo)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build
+
+padhook=build/tools/padhook/padhook
+demo=build/examples/demo/padhook-demo
+lib=build/examples/demo/libpadhook-demo-util.so
+
+echo
+echo "==> the demo program runs (its output is deterministic)"
+"$demo"
+
+for file in "$demo" "$lib"; do
+  echo
+  echo "==> $padhook list $file"
+  "$padhook" list "$file"
+done
