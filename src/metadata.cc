@@ -65,6 +65,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <new>
 
 #include "arch.h"
@@ -229,8 +230,7 @@ void MetadataTable::ReleaseModuleLocked(const Function& function) {
   holds_.erase(it);
 }
 
-Result<MetaEntry*> MetadataTable::Get(const Function& function) {
-  // G1
+Status MetadataTable::CheckUsable(const Function& function) {
   if (function.site.slot == SlotState::kTooSmall) {
     return Status(Errc::kNoPadding,
                   Describe(function) + " has " + std::to_string(function.site.prefix_size) +
@@ -240,6 +240,11 @@ Result<MetaEntry*> MetadataTable::Get(const Function& function) {
   if (!function.site.usable()) {
     return Status(Errc::kUnexpectedBytes, Describe(function) + ": " + arch::DescribeSite(function.site));
   }
+  return Status::Ok();
+}
+
+Result<MetaEntry*> MetadataTable::Get(const Function& function) {
+  if (Status usable = CheckUsable(function); !usable.ok()) return usable;  // G1
   std::lock_guard<std::mutex> lock(mutex_);
   // G2
   const Slot slot = ReadSlot(function.entry);
@@ -316,6 +321,131 @@ Status MetadataTable::Put(const Function& function) {
   retired_.push_back({index, sync::RetireCookie()});
   --live_;
   ReleaseModuleLocked(function);
+  return Status::Ok();
+}
+
+// The batch forms follow G1..G6 and P1..P5 for every function, with the
+// writes of all functions in one TextWriter batch (every index before its
+// opcode, every opcode before its index on the way back).
+Result<std::vector<MetaEntry*>> MetadataTable::GetMany(std::span<const Function* const> functions) {
+  for (const Function* f : functions) {
+    if (Status usable = CheckUsable(*f); !usable.ok()) return usable;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  MetaEntry* base = g_base.load(std::memory_order_relaxed);
+  std::vector<MetaEntry*> result(functions.size(), nullptr);
+  std::vector<size_t> fresh;  // positions that get a new index
+  std::vector<CodeWrite> index_writes, commit_writes;
+  auto undo = [&](size_t upto) {
+    for (size_t i = 0; i < upto; ++i) {
+      if (result[i] == nullptr) continue;
+      if (std::find(fresh.begin(), fresh.end(), i) != fresh.end()) {
+        result[i]->function.store(0, std::memory_order_release);
+        result[i]->users = 0;
+        free_.push_back(result[i]->index);  // never published
+        ReleaseModuleLocked(*functions[i]);
+      } else {
+        --result[i]->users;
+      }
+    }
+  };
+  for (size_t i = 0; i < functions.size(); ++i) {
+    const Function& function = *functions[i];
+    const Slot slot = ReadSlot(function.entry);
+    uint32_t index;
+    if (arch::DecodeMetaSlot(slot, &index)) {  // G2
+      base = g_base.load(std::memory_order_relaxed);
+      if (base != nullptr && index < g_capacity.load(std::memory_order_relaxed) &&
+          base[index].function.load(std::memory_order_relaxed) == function.entry) {
+        ++base[index].users;
+        result[i] = &base[index];
+        continue;
+      }
+      undo(i);
+      return Status(Errc::kUnexpectedBytes,
+                    Describe(function) + ": its padding holds an index padhook did not write");
+    }
+    // The same function twice in one batch: the first occurrence took it.
+    bool duplicate = false;
+    for (size_t j : fresh) {
+      if (functions[j]->entry == function.entry) {
+        ++result[j]->users;
+        result[i] = result[j];
+        duplicate = true;
+        break;
+      }
+    }
+    if (duplicate) continue;
+    if (slot != EmptySlot()) {
+      undo(i);
+      return Status(Errc::kUnexpectedBytes,
+                    Describe(function) + ": its padding holds bytes padhook did not write");
+    }
+    Result<uint32_t> allocated = AllocateIndexLocked();  // G3
+    if (!allocated.ok()) {
+      undo(i);
+      return allocated.status();
+    }
+    MetaEntry* entry = g_base.load(std::memory_order_relaxed) + *allocated;  // G4
+    entry->users = 1;
+    entry->index = *allocated;
+    entry->data.store(nullptr, std::memory_order_relaxed);
+    entry->function.store(function.entry, std::memory_order_release);
+    result[i] = entry;
+    fresh.push_back(i);
+    if (Status held = HoldModuleLocked(function); !held.ok()) {  // G5
+      undo(i + 1);
+      return held;
+    }
+    const auto writes = SlotWrites(function.entry, EmptySlot(), IndexSlot(entry->index));
+    index_writes.push_back(writes[0]);
+    commit_writes.push_back(writes[1]);
+  }
+  index_writes.insert(index_writes.end(), commit_writes.begin(), commit_writes.end());
+  if (Status written = TextWriter::Process().Apply(index_writes); !written.ok()) {  // G6
+    undo(functions.size());
+    return written;
+  }
+  live_ += fresh.size();
+  return result;
+}
+
+Status MetadataTable::PutMany(std::span<const Function* const> functions) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  MetaEntry* base = g_base.load(std::memory_order_relaxed);
+  std::vector<MetaEntry*> entries;
+  for (const Function* f : functions) {  // P1
+    uint32_t index;
+    if (!arch::DecodeMetaSlot(ReadSlot(f->entry), &index) || base == nullptr ||
+        index >= g_capacity.load(std::memory_order_relaxed) ||
+        base[index].function.load(std::memory_order_relaxed) != f->entry || base[index].users == 0) {
+      return Status(Errc::kNotFound, Describe(*f) + " has no metadata entry");
+    }
+    entries.push_back(&base[index]);
+  }
+  std::vector<size_t> last;  // P2: positions whose entry reaches zero users
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (--entries[i]->users == 0) last.push_back(i);
+  }
+  std::vector<CodeWrite> commit_writes, index_writes;  // P3
+  for (size_t i : last) {
+    const auto writes = SlotWrites(functions[i]->entry, IndexSlot(entries[i]->index), EmptySlot());
+    commit_writes.push_back(writes[0]);
+    index_writes.push_back(writes[1]);
+  }
+  commit_writes.insert(commit_writes.end(), index_writes.begin(), index_writes.end());
+  if (Status written = TextWriter::Process().Apply(commit_writes); !written.ok()) {
+    for (MetaEntry* e : entries) ++e->users;  // rolled back: all still published
+    return written;
+  }
+  const uint64_t cookie = sync::RetireCookie();
+  for (size_t i : last) {
+    entries[i]->data.store(nullptr, std::memory_order_relaxed);  // P4
+    entries[i]->function.store(0, std::memory_order_release);
+    retired_.push_back({entries[i]->index, cookie});  // P5
+    ReleaseModuleLocked(*functions[i]);
+  }
+  live_ -= last.size();
   return Status::Ok();
 }
 

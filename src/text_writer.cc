@@ -359,6 +359,74 @@ Status TextWriter::WriteOne(const CodeWrite& w, bool forward) {
   return Status::Ok();
 }
 
+bool TextWriter::WriteOneQuiet(const CodeWrite& w, bool forward) noexcept {
+  const uint8_t* want_now = forward ? w.expected : w.replacement;
+  const uint8_t* put = forward ? w.replacement : w.expected;
+  uint8_t found[CodeWrite::kMaxBytes];
+  auto read = [&](uint8_t* out) {
+    if (mode_ == WriteMode::kFast) {
+      LoadBytes(w.address, out, w.size);
+      return true;
+    }
+    return pread(proc_mem_fd_, out, w.size, static_cast<off_t>(w.address)) ==
+           static_cast<ssize_t>(w.size);
+  };
+  if (!read(found) || std::memcmp(found, want_now, w.size) != 0) return false;
+  if (mode_ == WriteMode::kStrict) {
+    ++stats_.proc_mem_writes;
+    if (pwrite(proc_mem_fd_, put, w.size, static_cast<off_t>(w.address)) !=
+        static_cast<ssize_t>(w.size)) {
+      return false;
+    }
+  } else {
+    StoreBytes(w.address, put, w.size);
+  }
+  ++stats_.writes;
+  return read(found) && std::memcmp(found, put, w.size) == 0;
+}
+
+struct TextWriter::Prepared::Window {
+  WritableWindow window;
+  Window(std::span<const CodeWrite> writes, uint64_t* count) : window(writes, count) {}
+};
+
+TextWriter::Prepared::Prepared(TextWriter* writer) : writer_(writer), lock_(writer->mutex_) {}
+
+TextWriter::Prepared::~Prepared() = default;
+
+Result<std::unique_ptr<TextWriter::Prepared>> TextWriter::Prepare(std::span<const CodeWrite> writes) {
+  std::unique_ptr<Prepared> prepared(new Prepared(this));
+  prepared->writes_.assign(writes.begin(), writes.end());
+  ++stats_.batches;
+  if (mode_ == WriteMode::kStrict) {
+    if (Status opened = OpenProcMemLocked(); !opened.ok()) return opened;
+  } else {
+    prepared->window_ = std::make_unique<Prepared::Window>(writes, &stats_.protection_changes);
+    if (!prepared->window_->window.status().ok()) return prepared->window_->window.status();
+  }
+  return prepared;
+}
+
+bool TextWriter::Prepared::Commit(size_t* failed_index) noexcept {
+  for (size_t i = 0; i < writes_.size(); ++i) {
+    if (writer_->WriteOneQuiet(writes_[i], /*forward=*/true)) continue;
+    *failed_index = i;
+    ++writer_->stats_.rollbacks;
+    for (size_t undo = i; undo-- > 0;) writer_->WriteOneQuiet(writes_[undo], /*forward=*/false);
+    return false;
+  }
+  return true;
+}
+
+Status TextWriter::Prepared::Describe(size_t failed_index) const {
+  const CodeWrite& w = writes_[failed_index];
+  uint8_t found[CodeWrite::kMaxBytes];
+  LoadBytes(w.address, found, w.size);
+  return Status(Errc::kUnexpectedBytes, "code at " + AddressText(w.address) + " is " +
+                                            Hex(found, w.size) + ", expected " +
+                                            Hex(w.expected, w.size) + " (batch rolled back)");
+}
+
 Status TextWriter::ApplyLocked(std::span<const CodeWrite> writes) {
   for (size_t i = 0; i < writes.size(); ++i) {
     Status status = WriteOne(writes[i], /*forward=*/true);

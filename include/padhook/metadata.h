@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -73,6 +74,10 @@ class MetadataTable {
   Status Put(const Function& function);
   Status Put(uintptr_t entry);
 
+  // Batch forms: one text-write batch for all slots, all or nothing.
+  Result<std::vector<MetaEntry*>> GetMany(std::span<const Function* const> functions);
+  Status PutMany(std::span<const Function* const> functions);
+
   // Hot path. `entry` must be the entry of an instrumented function (the bytes
   // before it are read). Returns its entry, or null when it has none. Call it
   // inside a sync::ReadSection and use the result only there.
@@ -87,6 +92,8 @@ class MetadataTable {
  private:
   MetadataTable() = default;
   Result<uint32_t> AllocateIndexLocked();
+  // G1 for one function: why it cannot hold an index, or Ok.
+  static Status CheckUsable(const Function& function);
   Status GrowLocked();
   void RecycleRetiredLocked();
   Status HoldModuleLocked(const Function& function);

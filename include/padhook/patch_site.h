@@ -39,6 +39,9 @@ struct PatchSite {
   SiteKind kind = SiteKind::kUnexpected;
   SlotState slot = SlotState::kUnexpected;
   bool site_in_one_word = false;  // the site lies in one aligned 8-byte word: atomic toggle
+  // The site's bytes as the compiler emitted them (site_size of them, at most
+  // 8), so that unpatching restores exactly what was there.
+  uint8_t original[8] = {};
 
   // True when padhook can keep metadata for this function and patch its entry.
   bool usable() const noexcept {

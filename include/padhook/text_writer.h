@@ -43,8 +43,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <span>
+#include <vector>
 
 #include "padhook/status.h"
 
@@ -76,6 +78,31 @@ class TextWriter {
 
   Status Apply(std::span<const CodeWrite> writes);
 
+  // The same guarantees, split for callers that write while other threads
+  // are stopped (and may hold the malloc lock): Prepare does everything that
+  // allocates or may block (copies the batch, makes pages writable, opens
+  // /proc/self/mem) and holds the writer's lock; Commit allocates nothing.
+  class Prepared {
+   public:
+    ~Prepared();  // restores page protections, releases the writer
+    Prepared(const Prepared&) = delete;
+    Prepared& operator=(const Prepared&) = delete;
+    // Applies the batch (all or nothing). On failure, the index of the write
+    // that failed; Describe() then builds the message (after the threads run).
+    bool Commit(size_t* failed_index) noexcept;
+    Status Describe(size_t failed_index) const;
+
+   private:
+    friend class TextWriter;
+    explicit Prepared(TextWriter* writer);
+    struct Window;
+    TextWriter* writer_;
+    std::unique_lock<std::mutex> lock_;
+    std::vector<CodeWrite> writes_;
+    std::unique_ptr<Window> window_;
+  };
+  Result<std::unique_ptr<Prepared>> Prepare(std::span<const CodeWrite> writes);
+
   // Counters since process start, for tests and benchmarks.
   struct Stats {
     uint64_t batches = 0;
@@ -90,6 +117,8 @@ class TextWriter {
   TextWriter();
   Status ApplyLocked(std::span<const CodeWrite> writes);
   Status WriteOne(const CodeWrite& w, bool forward);
+  // WriteOne without building messages (no allocation): false on failure.
+  bool WriteOneQuiet(const CodeWrite& w, bool forward) noexcept;
   Status ReadLocked(uintptr_t address, uint8_t* out, size_t size);
   Status OpenProcMemLocked();
 

@@ -72,6 +72,42 @@ inline constexpr size_t kMetaSlotCommitOffset = 0;
 // Decodes a slot: true and *index if it holds an index.
 bool DecodeMetaSlot(std::span<const uint8_t, kMetaSlotSize> slot, uint32_t* index);
 
+// ---- Entry patching ------------------------------------------------------------
+//
+// A patched site is a call to a small stub placed within reach of the module;
+// the stub jumps to the global trampoline (src/arch/<isa>/trampoline.S).
+
+// The bytes of a call at `site` to `target` (kSiteSize bytes). False when
+// `target` is out of reach of a direct call from `site`.
+bool EncodeCall(uint64_t site, uint64_t target, std::span<uint8_t, kSiteSize> out);
+// The single-instruction NOP a site holds when not patched. Sites the compiler
+// emitted as a run of 1-byte NOPs are converted to this form once, while every
+// other thread is stopped (see patch/live_patcher.cc).
+void EncodeSiteNop(std::span<uint8_t, kSiteSize> out);
+// Maximum distance of a direct call (x86-64: rel32).
+inline constexpr uint64_t kCallReach = (1ull << 31) - 1;
+
+// The breakpoint instruction used by the breakpoint patch protocol, and its size.
+inline constexpr uint8_t kBreakpoint = 0xCC;  // int3
+
+// A stub at `stub_address` that jumps to the absolute address `target`.
+// Returns the bytes written to `out` (at most kStubSize).
+inline constexpr size_t kStubSize = 16;
+size_t EncodeJumpStub(uint64_t stub_address, uint64_t target, std::span<uint8_t, kStubSize> out);
+
+// ---- Thread contexts (signal handlers) -------------------------------------------
+
+// The program counter of an interrupted thread (ucontext_t*), and setting it.
+uintptr_t ContextPc(const void* ucontext);
+void SetContextPc(void* ucontext, uintptr_t pc);
+// After a breakpoint trap, the address of the breakpoint instruction.
+uintptr_t BreakpointAddress(const void* ucontext);
+
+// ---- The trampoline ------------------------------------------------------------
+
+// From the return address the site's call pushed, the function's entry.
+uintptr_t EntryFromSiteReturn(uintptr_t site_return) noexcept;
+
 }  // namespace padhook::arch
 
 // ReadMetaIndex(entry, &index): the hot-path reader of the slot (inline).

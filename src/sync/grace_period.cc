@@ -224,6 +224,15 @@ uint64_t GracePeriodsCompleted() noexcept {
   return g_grace_periods.load(std::memory_order_relaxed);
 }
 
+uint64_t RecursionSkips() noexcept {
+  uint64_t sum = 0;
+  const uint32_t claimed = g_records_claimed.load(std::memory_order_acquire);
+  for (uint32_t i = 0; i < claimed; ++i) {
+    if (ThreadRecord* rec = RecordAt(i)) sum += rec->skipped.load(std::memory_order_relaxed);
+  }
+  return sum;
+}
+
 uint32_t RecordsClaimed() noexcept { return g_records_claimed.load(std::memory_order_relaxed); }
 
 const char* FenceMethod() noexcept {

@@ -79,6 +79,9 @@ struct alignas(64) ThreadRecord {
   std::atomic<ThreadRecord*> next_free{nullptr};  // free-stack link (registry only)
   std::atomic<bool> in_use{false};  // owned by a live thread
   uint32_t index = 0;  // position in the registry; written once when the record is carved
+  // Hooked calls whose handlers this thread skipped (recursion guard). Written
+  // only by the owning thread (relaxed), summed by RecursionSkips().
+  std::atomic<uint64_t> skipped{0};
 };
 
 inline constexpr uint64_t kNestingMask = 0xFFFF;
@@ -137,6 +140,8 @@ bool GraceElapsed(uint64_t cookie) noexcept;
 
 // Statistics, for tests and benchmarks.
 uint64_t GracePeriodsCompleted() noexcept;
+// Sum of ThreadRecord::skipped over all threads.
+uint64_t RecursionSkips() noexcept;
 // Thread records carved so far (records of exited threads are reused).
 uint32_t RecordsClaimed() noexcept;
 // How the asymmetric fence is made: "membarrier" or "mprotect" (fallback).

@@ -57,6 +57,8 @@ PatchSite ClassifyPatchArea(std::span<const uint8_t> prefix, std::span<const uin
     site.site_size = static_cast<uint8_t>(run);
     site.kind = run >= kSiteSize ? SiteKind::kNopRun : SiteKind::kUnexpected;
   }
+  std::copy_n(nops.begin(), std::min<size_t>({nops.size(), site.site_size, sizeof(site.original)}),
+              site.original);
   const uint64_t site_address = entry_address + site.landing_pad;
   site.site_in_one_word = (site_address % 8) + kSiteSize <= 8;
 

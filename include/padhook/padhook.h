@@ -1,0 +1,115 @@
+/* padhook/padhook.h — the C API: attach handlers to instrumented functions.
+ *
+ * API overview
+ *   padhook_attach_pattern / _name / _address / _addresses
+ *                           attach a pair of handlers to functions
+ *   padhook_detach          remove them; on return no handler of the
+ *                           attachment runs or will run again
+ *   padhook_call_*          what a handler can see and change of the call
+ *   padhook_strerror, padhook_last_error
+ *                           errors are negative numbers; details per thread
+ *
+ * Usage example
+ *   static void count(padhook_call *call, void *data) { ++*(long *)data; }
+ *   static long calls;
+ *   struct padhook_hooks hooks = { count, NULL, &calls };
+ *   padhook_attachment *a;
+ *   int err = padhook_attach_pattern("parse_*", &hooks, &a);
+ *   if (err < 0) fprintf(stderr, "%s: %s\n", padhook_strerror(err), padhook_last_error());
+ *   ...
+ *   padhook_detach(a);
+ *
+ * What handlers must tolerate
+ *   - They run on the thread that called the function, before its body, with
+ *     the function's arguments live: they must not block indefinitely (a
+ *     detach waits for running handlers) and should be quick.
+ *   - A hooked function called from inside a handler (on the same thread) does
+ *     not run handlers: padhook skips them to prevent unbounded recursion, and
+ *     counts each skip (padhook_recursion_skips).
+ *   - Vector registers beyond xmm0-7's low 128 bits are not preserved for the
+ *     function: do not hook functions taking __m256/__m512 arguments by value
+ *     with handlers that use AVX.
+ *
+ * Implementation details: docs/design.md.
+ */
+#ifndef PADHOOK_PADHOOK_H_
+#define PADHOOK_PADHOOK_H_
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct padhook_call padhook_call;             /* the call in flight, valid in a handler */
+typedef struct padhook_attachment padhook_attachment;
+typedef void (*padhook_handler)(padhook_call *call, void *user_data);
+
+struct padhook_hooks {
+  padhook_handler on_entry; /* runs before the function's body */
+  padhook_handler on_exit;  /* not yet supported: attaching with it set fails (-10) */
+  void *user_data;          /* passed to both */
+};
+
+/* Error codes (negative). padhook_strerror names them; padhook_last_error
+ * gives the calling thread's last detailed message. */
+enum {
+  PADHOOK_OK = 0,
+  PADHOOK_EINVAL = -1,          /* bad argument */
+  PADHOOK_ENOTFOUND = -2,       /* no such function, or a pattern matched none */
+  PADHOOK_ENOTINSTRUMENTED = -3,/* not built with `padhook flags` */
+  PADHOOK_ENOPADDING = -4,      /* no room for metadata before the entry */
+  PADHOOK_EUNEXPECTED = -5,     /* code bytes not as compiled: someone else patched them */
+  PADHOOK_ESYSTEM = -6,         /* a system call failed */
+  PADHOOK_EELF = -7,
+  PADHOOK_ENOMEM = -8,
+  PADHOOK_EBUSY = -9,           /* e.g. detach called from inside a handler */
+  PADHOOK_EUNSUPPORTED = -10
+};
+
+/* Attach to every instrumented function whose (demangled) name matches the
+ * shell glob, in every loaded module. All or nothing. */
+int padhook_attach_pattern(const char *glob, const struct padhook_hooks *h, padhook_attachment **out);
+/* Attach to the functions whose name is exactly `name` (mangled or demangled). */
+int padhook_attach_name(const char *name, const struct padhook_hooks *h, padhook_attachment **out);
+/* Attach to one function by the address of its entry. */
+int padhook_attach_address(void *function, const struct padhook_hooks *h, padhook_attachment **out);
+/* Attach to `count` functions at once: one patching round for the batch. */
+int padhook_attach_addresses(void *const *functions, size_t count, const struct padhook_hooks *h,
+                             padhook_attachment **out);
+
+/* On return: no handler of `a` runs or will run; `a` is freed. */
+int padhook_detach(padhook_attachment *a);
+size_t padhook_attachment_size(const padhook_attachment *a); /* functions covered */
+
+/* ---- In a handler ---- */
+void *padhook_call_function(const padhook_call *c);   /* entry address of the hooked function */
+void *padhook_call_caller(const padhook_call *c);     /* return address into the caller */
+uint64_t padhook_call_thread(const padhook_call *c);  /* kernel thread id of the calling thread */
+/* Integer/pointer argument i (0-based, SysV order: rdi rsi rdx rcx r8 r9, then the stack). */
+uint64_t padhook_call_arg(const padhook_call *c, unsigned i);
+void padhook_call_set_arg(padhook_call *c, unsigned i, uint64_t v);
+/* Floating-point argument i (xmm0-xmm7). */
+double padhook_call_arg_double(const padhook_call *c, unsigned i);
+void padhook_call_set_arg_double(padhook_call *c, unsigned i, double v);
+/* For variadic functions: the number of vector registers the caller used (al). */
+unsigned padhook_call_vector_count(const padhook_call *c);
+/* On entry: do not run the function; its caller receives `return_value`. */
+void padhook_call_skip(padhook_call *c, uint64_t return_value);
+/* On entry: run `replacement` instead, with the (possibly rewritten) arguments. */
+void padhook_call_divert(padhook_call *c, void *replacement);
+/* On exit (with exit handlers): the value returned, and replacing it. */
+uint64_t padhook_call_return_value(const padhook_call *c);
+void padhook_call_set_return_value(padhook_call *c, uint64_t v);
+
+const char *padhook_strerror(int error);
+const char *padhook_last_error(void);  /* detail of this thread's last failed call */
+/* Hooked calls whose handlers were skipped by the recursion guard, all threads. */
+uint64_t padhook_recursion_skips(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PADHOOK_PADHOOK_H_ */

@@ -1,0 +1,313 @@
+// Attachments: many independent clients on the same functions, attached and
+// detached while other threads run them.
+//
+// ---------------------------------------------------------------------------
+// Shared state, who writes it, who reads it
+//   MetaEntry::data -> HandlerBlock: the handlers of one function, in attach
+//     order. A block is immutable once published. Written (release) by
+//     attach/detach under g_attach_mutex; read (acquire) by the dispatcher
+//     inside its read section.
+//   g_retired: blocks replaced by attach/detach, freed after a grace period;
+//     g_attach_mutex only.
+//
+// Attach(functions, hooks), under g_attach_mutex
+//   T1. Get every function's metadata entry (one batch; all or nothing).
+//   T2. For each function publish a new block = old block + this client.
+//       The old block is retired, not freed (readers may hold it).
+//   T3. Patch every site that was not patched yet (one ChangeSites batch: one
+//       synchronization round for all). When T3 returns, every call on every
+//       thread runs the new handlers.
+//   On failure in T3: publish the old blocks back, wait a grace period, free
+//   the new blocks, put the entries: nothing remains changed.
+//
+// Detach(attachment), under g_attach_mutex
+//   D1. For each function publish a block without this client (or none).
+//   D2. Unpatch the sites that have no handler left (one ChangeSites batch).
+//   D3. sync::Synchronize(): every thread that could have read an old block
+//       has left its read section, so no handler of this client is running
+//       or will run (a thread entering the trampoline from now on reads the
+//       new block, or finds no metadata).
+//   D4. Free the retired blocks; put the entries of unpatched functions.
+//   A thread that executed a site's call before D2 but reaches the dispatcher
+//   only after D4 finds the slot retracted (or a new entry) and runs nothing
+//   it should not: the dispatcher reads everything inside its read section.
+//
+// The dispatcher (padhook_dispatch_entry), on every hooked call
+//   R1. Enter the read section; if this thread is already inside one (a
+//       handler called a hooked function, or a signal handler interrupted
+//       one), skip the handlers and count it: the recursion guard.
+//   R2. Look the metadata up from the site's return address (no lock).
+//   R3. Run each handler of the block, in attach order, until one skips or
+//       diverts the call.
+//   R4. Leave the read section.
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#include "arch.h"
+#include "hooks/call_frame.h"
+#include "metadata_inline.h"
+#include "padhook/hooks.h"
+#include "padhook/metadata.h"
+#include "patch/live_patcher.h"
+#include "sync/grace_period.h"
+
+namespace padhook {
+
+namespace internal {
+
+struct AttachmentState {
+  Hooks hooks;
+  std::shared_ptr<const FunctionTable::Snapshot> snapshot;  // keeps `functions` valid
+  std::vector<const Function*> functions;
+};
+
+}  // namespace internal
+
+namespace {
+
+struct HandlerSlot {
+  padhook_handler on_entry;
+  padhook_handler on_exit;
+  void* user_data;
+  const internal::AttachmentState* owner;
+};
+
+struct HandlerBlock {
+  uint32_t count;
+  HandlerSlot slots[1];  // really `count`
+
+  static HandlerBlock* Make(const HandlerBlock* old, const internal::AttachmentState* add,
+                            const internal::AttachmentState* remove) {
+    std::vector<HandlerSlot> slots;
+    if (old != nullptr) {
+      for (uint32_t i = 0; i < old->count; ++i) {
+        if (old->slots[i].owner != remove) slots.push_back(old->slots[i]);
+      }
+    }
+    if (add != nullptr) slots.push_back({add->hooks.on_entry, add->hooks.on_exit, add->hooks.user_data, add});
+    if (slots.empty()) return nullptr;
+    void* mem = ::operator new(sizeof(HandlerBlock) + sizeof(HandlerSlot) * slots.size());
+    auto* block = static_cast<HandlerBlock*>(mem);
+    block->count = static_cast<uint32_t>(slots.size());
+    std::copy(slots.begin(), slots.end(), block->slots);
+    return block;
+  }
+  static void Free(HandlerBlock* block) { ::operator delete(block); }
+};
+
+std::mutex g_attach_mutex;  // serializes attach and detach
+std::vector<HandlerBlock*> g_retired;  // under g_attach_mutex; freed after a grace period
+
+HandlerBlock* BlockOf(const MetaEntry* e) { return static_cast<HandlerBlock*>(e->data.load(std::memory_order_acquire)); }
+
+void FreeRetiredLocked() {
+  for (HandlerBlock* b : g_retired) HandlerBlock::Free(b);
+  g_retired.clear();
+}
+
+thread_local uint64_t tls_tid __attribute__((tls_model("initial-exec"))) = 0;
+
+}  // namespace
+
+uint64_t CurrentThreadId() {
+  if (tls_tid == 0) tls_tid = static_cast<uint64_t>(syscall(SYS_gettid));
+  return tls_tid;
+}
+
+Attachment::~Attachment() { (void)Detach(); }
+
+Attachment::Attachment(Attachment&& other) noexcept : state_(other.state_) { other.state_ = nullptr; }
+
+Attachment& Attachment::operator=(Attachment&& other) noexcept {
+  if (this != &other) {
+    (void)Detach();
+    state_ = other.state_;
+    other.state_ = nullptr;
+  }
+  return *this;
+}
+
+size_t Attachment::size() const noexcept { return state_ ? state_->functions.size() : 0; }
+
+Result<Attachment> AttachFunctions(std::span<const Function* const> requested, const Hooks& hooks,
+                                   std::shared_ptr<const FunctionTable::Snapshot> snapshot) {
+  if (hooks.on_entry == nullptr && hooks.on_exit == nullptr) {
+    return Status(Errc::kInvalidArgument, "no handler given (on_entry and on_exit are both null)");
+  }
+  if (hooks.on_exit != nullptr) {
+    return Status(Errc::kUnsupported, "exit handlers are not available yet (on_exit must be null)");
+  }
+  if (requested.empty()) return Status(Errc::kNotFound, "no function to attach to");
+  if (sync::InReadSection()) {
+    return Status(Errc::kBusy, "attach called from inside a handler");
+  }
+  auto state = std::make_unique<internal::AttachmentState>();
+  state->hooks = hooks;
+  state->snapshot = std::move(snapshot);
+  state->functions.assign(requested.begin(), requested.end());
+  std::sort(state->functions.begin(), state->functions.end(),
+            [](const Function* a, const Function* b) { return a->entry < b->entry; });
+  state->functions.erase(std::unique(state->functions.begin(), state->functions.end(),
+                                     [](const Function* a, const Function* b) { return a->entry == b->entry; }),
+                         state->functions.end());
+
+  std::lock_guard<std::mutex> lock(g_attach_mutex);
+  MetadataTable& table = MetadataTable::Process();
+  Result<std::vector<MetaEntry*>> entries = table.GetMany(state->functions);  // T1
+  if (!entries.ok()) return entries.status();
+
+  std::vector<HandlerBlock*> old_blocks, new_blocks;  // T2
+  std::vector<patch::SiteChange> changes;
+  for (size_t i = 0; i < state->functions.size(); ++i) {
+    MetaEntry* e = (*entries)[i];
+    HandlerBlock* old = BlockOf(e);
+    HandlerBlock* fresh = HandlerBlock::Make(old, state.get(), nullptr);
+    old_blocks.push_back(old);
+    new_blocks.push_back(fresh);
+    e->data.store(fresh, std::memory_order_release);
+    if (old == nullptr) changes.push_back({state->functions[i], /*to_call=*/true});
+  }
+  if (Status patched = patch::ChangeSites(changes); !patched.ok()) {  // T3
+    for (size_t i = 0; i < state->functions.size(); ++i) {
+      (*entries)[i]->data.store(old_blocks[i], std::memory_order_release);
+    }
+    (void)sync::Synchronize();
+    for (HandlerBlock* b : new_blocks) HandlerBlock::Free(b);
+    (void)table.PutMany(state->functions);
+    return patched;
+  }
+  for (HandlerBlock* old : old_blocks) {
+    if (old != nullptr) g_retired.push_back(old);
+  }
+  return Attachment(state.release());
+}
+
+Status Attachment::Detach() {
+  if (state_ == nullptr) return Status::Ok();
+  if (sync::InReadSection()) return Status(Errc::kBusy, "detach called from inside a handler");
+  std::unique_ptr<internal::AttachmentState> state(state_);
+  state_ = nullptr;
+  std::lock_guard<std::mutex> lock(g_attach_mutex);
+  std::vector<patch::SiteChange> changes;  // D1
+  std::vector<const Function*> emptied;
+  for (const Function* f : state->functions) {
+    MetaEntry* e = MetadataTableAccess::Lookup(f->entry);
+    if (e == nullptr) continue;  // cannot happen while attached; be safe
+    HandlerBlock* old = BlockOf(e);
+    HandlerBlock* fresh = HandlerBlock::Make(old, nullptr, state.get());
+    e->data.store(fresh, std::memory_order_release);
+    if (old != nullptr) g_retired.push_back(old);
+    if (fresh == nullptr) {
+      changes.push_back({f, /*to_call=*/false});
+      emptied.push_back(f);
+    }
+  }
+  Status status = patch::ChangeSites(changes);  // D2
+  (void)sync::Synchronize();                     // D3
+  FreeRetiredLocked();                           // D4
+  if (!status.ok()) {
+    // The handlers are gone (D1, D3); the sites stay patched and keep their
+    // metadata, running the trampoline with no handler.
+    return status;
+  }
+  // Everyone's users: the entries stay while other clients hold them.
+  std::vector<const Function*> all(state->functions.begin(), state->functions.end());
+  return MetadataTable::Process().PutMany(all);
+}
+
+namespace {
+
+Result<Attachment> AttachList(std::vector<const Function*> functions, const Hooks& hooks,
+                              std::shared_ptr<const FunctionTable::Snapshot> snapshot,
+                              const std::string& what) {
+  if (functions.empty()) return Status(Errc::kNotFound, what + " matches no instrumented function");
+  return AttachFunctions(functions, hooks, std::move(snapshot));
+}
+
+std::shared_ptr<const FunctionTable::Snapshot> FreshSnapshot() {
+  (void)FunctionTable::Process().Refresh();
+  return FunctionTable::Process().snapshot();
+}
+
+}  // namespace
+
+Result<Attachment> AttachAddresses(std::span<const void* const> addresses, const Hooks& hooks) {
+  auto snapshot = FunctionTable::Process().snapshot();
+  std::vector<const Function*> functions;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    functions.clear();
+    bool all = true;
+    for (const void* a : addresses) {
+      const Function* f = snapshot->FindByEntry(reinterpret_cast<uintptr_t>(a));
+      if (f == nullptr) {
+        all = false;
+        break;
+      }
+      functions.push_back(f);
+    }
+    if (all) return AttachFunctions(functions, hooks, snapshot);
+    snapshot = FreshSnapshot();  // a module loaded since the last scan?
+  }
+  for (const void* a : addresses) {
+    if (snapshot->FindByEntry(reinterpret_cast<uintptr_t>(a)) == nullptr) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%p", a);
+      return Status(Errc::kNotFound, std::string(buf) +
+                                         " is not the entry of an instrumented function "
+                                         "(`padhook list` shows them)");
+    }
+  }
+  return Status(Errc::kNotFound, "function not found");
+}
+
+Result<Attachment> AttachAddress(const void* function, const Hooks& hooks) {
+  return AttachAddresses(std::span<const void* const>(&function, 1), hooks);
+}
+
+Result<Attachment> AttachName(std::string_view name, const Hooks& hooks) {
+  auto snapshot = FreshSnapshot();
+  return AttachList(snapshot->FindByName(name), hooks, snapshot, "name '" + std::string(name) + "'");
+}
+
+Result<Attachment> AttachGlob(std::string_view pattern, const Hooks& hooks) {
+  auto snapshot = FreshSnapshot();
+  return AttachList(snapshot->FindByGlob(pattern), hooks, snapshot, "pattern '" + std::string(pattern) + "'");
+}
+
+}  // namespace padhook
+
+// The dispatcher: called by the trampoline with the call frame (R1..R4).
+extern "C" __attribute__((visibility("hidden"))) void padhook_dispatch_entry(padhook_call* call) {
+  using namespace padhook;
+  const uintptr_t entry = arch::EntryFromSiteReturn(call->site_return());
+  call->function = entry;
+  sync::ThreadRecord* rec = sync::internal::tls_record;
+  if (__builtin_expect(rec == nullptr, 0)) rec = sync::internal::RegisterThisThread();
+  const uint64_t word = rec->word.load(std::memory_order_relaxed);
+  if (word & sync::kNestingMask) {  // R1: recursion guard
+    rec->skipped.store(rec->skipped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    return;
+  }
+  rec->word.store((sync::internal::g_epoch.load(std::memory_order_acquire) << sync::kEpochShift) | 1,
+                  std::memory_order_relaxed);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (MetaEntry* e = MetadataTableAccess::Lookup(entry)) {  // R2
+    if (const HandlerBlock* block = BlockOf(e)) {
+      for (uint32_t i = 0; i < block->count; ++i) {  // R3
+        const HandlerSlot& slot = block->slots[i];
+        if (slot.on_entry == nullptr) continue;
+        slot.on_entry(call, slot.user_data);
+        if (call->action != kContinue) break;
+      }
+    }
+  }
+  std::atomic_signal_fence(std::memory_order_seq_cst);  // R4
+  rec->word.store(0, std::memory_order_release);
+}

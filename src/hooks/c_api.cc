@@ -1,0 +1,142 @@
+// The C API (padhook/padhook.h) over the C++ one.
+#include <cstring>
+#include <string>
+
+#include "hooks/call_frame.h"
+#include "padhook/hooks.h"
+#include "padhook/padhook.h"
+#include "sync/grace_period.h"
+
+struct padhook_attachment {
+  padhook::Attachment attachment;
+};
+
+namespace padhook {
+uint64_t CurrentThreadId();
+}
+
+namespace {
+
+thread_local std::string tls_last_error;
+
+int Fail(const padhook::Status& status) {
+  tls_last_error = status.message();
+  return static_cast<int>(status.code());
+}
+
+padhook::Hooks ToHooks(const padhook_hooks* h) {
+  padhook::Hooks hooks;
+  hooks.on_entry = h->on_entry;
+  hooks.on_exit = h->on_exit;
+  hooks.user_data = h->user_data;
+  return hooks;
+}
+
+int Finish(padhook::Result<padhook::Attachment> result, padhook_attachment** out) {
+  if (!result.ok()) return Fail(result.status());
+  *out = new padhook_attachment{std::move(result).value()};
+  return PADHOOK_OK;
+}
+
+bool BadArguments(const void* what, const padhook_hooks* h, padhook_attachment** out) {
+  if (what == nullptr || h == nullptr || out == nullptr) {
+    tls_last_error = "null argument";
+    return true;
+  }
+  *out = nullptr;
+  return false;
+}
+
+}  // namespace
+
+extern "C" {
+
+int padhook_attach_pattern(const char* glob, const padhook_hooks* h, padhook_attachment** out) {
+  if (BadArguments(glob, h, out)) return PADHOOK_EINVAL;
+  return Finish(padhook::AttachGlob(glob, ToHooks(h)), out);
+}
+
+int padhook_attach_name(const char* name, const padhook_hooks* h, padhook_attachment** out) {
+  if (BadArguments(name, h, out)) return PADHOOK_EINVAL;
+  return Finish(padhook::AttachName(name, ToHooks(h)), out);
+}
+
+int padhook_attach_address(void* function, const padhook_hooks* h, padhook_attachment** out) {
+  if (BadArguments(function, h, out)) return PADHOOK_EINVAL;
+  return Finish(padhook::AttachAddress(function, ToHooks(h)), out);
+}
+
+int padhook_attach_addresses(void* const* functions, size_t count, const padhook_hooks* h,
+                             padhook_attachment** out) {
+  if (BadArguments(functions, h, out)) return PADHOOK_EINVAL;
+  std::span<const void* const> span(const_cast<const void* const*>(functions), count);
+  return Finish(padhook::AttachAddresses(span, ToHooks(h)), out);
+}
+
+int padhook_detach(padhook_attachment* a) {
+  if (a == nullptr) return PADHOOK_EINVAL;
+  padhook::Status status = a->attachment.Detach();
+  if (status.code() == padhook::Errc::kBusy) return Fail(status);  // still attached: caller may retry
+  delete a;
+  return status.ok() ? PADHOOK_OK : Fail(status);
+}
+
+size_t padhook_attachment_size(const padhook_attachment* a) { return a ? a->attachment.size() : 0; }
+
+void* padhook_call_function(const padhook_call* c) { return reinterpret_cast<void*>(c->function); }
+
+void* padhook_call_caller(const padhook_call* c) { return reinterpret_cast<void*>(c->return_address()); }
+
+uint64_t padhook_call_thread(const padhook_call*) { return padhook::CurrentThreadId(); }
+
+uint64_t padhook_call_arg(const padhook_call* c, unsigned i) {
+  return i < padhook::kRegisterArgs ? c->gpr[i] : c->stack_args()[i - padhook::kRegisterArgs];
+}
+
+void padhook_call_set_arg(padhook_call* c, unsigned i, uint64_t v) {
+  if (i < padhook::kRegisterArgs) {
+    c->gpr[i] = v;
+  } else {
+    c->stack_args()[i - padhook::kRegisterArgs] = v;
+  }
+}
+
+double padhook_call_arg_double(const padhook_call* c, unsigned i) {
+  double d = 0;
+  if (i < 8) std::memcpy(&d, c->xmm[i], sizeof(d));
+  return d;
+}
+
+void padhook_call_set_arg_double(padhook_call* c, unsigned i, double v) {
+  if (i < 8) std::memcpy(c->xmm[i], &v, sizeof(v));
+}
+
+unsigned padhook_call_vector_count(const padhook_call* c) {
+  return static_cast<unsigned>(c->gpr[padhook::kRaxSlot] & 0xFF);
+}
+
+void padhook_call_skip(padhook_call* c, uint64_t return_value) {
+  c->action = padhook::kSkip;
+  c->value = return_value;
+  c->value2 = 0;
+}
+
+void padhook_call_divert(padhook_call* c, void* replacement) {
+  c->action = padhook::kDivert;
+  c->value = reinterpret_cast<uint64_t>(replacement);
+}
+
+uint64_t padhook_call_return_value(const padhook_call* c) { return c->value; }
+
+void padhook_call_set_return_value(padhook_call* c, uint64_t v) { c->value = v; }
+
+const char* padhook_strerror(int error) {
+  if (error > 0 || error < PADHOOK_EUNSUPPORTED) return "unknown-error";
+  return padhook::ErrcName(static_cast<padhook::Errc>(error));
+}
+
+const char* padhook_last_error(void) { return tls_last_error.c_str(); }
+
+uint64_t padhook_recursion_skips(void) { return padhook::sync::RecursionSkips(); }
+
+}  // extern "C"
