@@ -298,8 +298,6 @@ Status TextWriter::Apply(std::span<const CodeWrite> writes) {
   return ApplyLocked(writes);
 }
 
-// Guarantees 1, 2, 4, 5. `forward` writes replacement over expected; a
-// rollback writes expected over replacement.
 Status TextWriter::OpenProcMemLocked() {
   if (proc_mem_fd_ >= 0 && proc_mem_pid_ == getpid()) return Status::Ok();
   // A descriptor opened before fork() still refers to the PARENT's memory.
@@ -326,8 +324,10 @@ Status TextWriter::ReadLocked(uintptr_t address, uint8_t* out, size_t size) {
 }
 
 // Guarantees 1, 2, 4, 5. `forward` writes replacement over expected; a
-// rollback writes expected over replacement.
-Status TextWriter::WriteOne(const CodeWrite& w, bool forward) {
+// rollback writes expected over replacement. *stored tells whether the store
+// happened (a failed pre-check stores nothing, whatever bytes it found).
+Status TextWriter::WriteOne(const CodeWrite& w, bool forward, bool* stored) {
+  *stored = false;
   const uint8_t* want_now = forward ? w.expected : w.replacement;
   const uint8_t* put = forward ? w.replacement : w.expected;
   uint8_t found[CodeWrite::kMaxBytes];
@@ -342,12 +342,14 @@ Status TextWriter::WriteOne(const CodeWrite& w, bool forward) {
     ++stats_.proc_mem_writes;
     errno = 0;
     const ssize_t n = pwrite(proc_mem_fd_, put, w.size, static_cast<off_t>(w.address));
+    if (n != 0) *stored = true;  // a partial write changed bytes too: undo it
     if (n != static_cast<ssize_t>(w.size)) {
       return Status::FromErrno(n < 0 ? errno : EIO,
                                "writing code at " + AddressText(w.address) + " via /proc/self/mem");
     }
   } else {
     StoreBytes(w.address, put, w.size);
+    *stored = true;
   }
   ++stats_.writes;
   if (Status read = ReadLocked(w.address, found, w.size); !read.ok()) return read;
@@ -359,7 +361,8 @@ Status TextWriter::WriteOne(const CodeWrite& w, bool forward) {
   return Status::Ok();
 }
 
-bool TextWriter::WriteOneQuiet(const CodeWrite& w, bool forward) noexcept {
+bool TextWriter::WriteOneQuiet(const CodeWrite& w, bool forward, bool* stored) noexcept {
+  *stored = false;
   const uint8_t* want_now = forward ? w.expected : w.replacement;
   const uint8_t* put = forward ? w.replacement : w.expected;
   uint8_t found[CodeWrite::kMaxBytes];
@@ -374,12 +377,12 @@ bool TextWriter::WriteOneQuiet(const CodeWrite& w, bool forward) noexcept {
   if (!read(found) || std::memcmp(found, want_now, w.size) != 0) return false;
   if (mode_ == WriteMode::kStrict) {
     ++stats_.proc_mem_writes;
-    if (pwrite(proc_mem_fd_, put, w.size, static_cast<off_t>(w.address)) !=
-        static_cast<ssize_t>(w.size)) {
-      return false;
-    }
+    const ssize_t n = pwrite(proc_mem_fd_, put, w.size, static_cast<off_t>(w.address));
+    if (n != 0) *stored = true;
+    if (n != static_cast<ssize_t>(w.size)) return false;
   } else {
     StoreBytes(w.address, put, w.size);
+    *stored = true;
   }
   ++stats_.writes;
   return read(found) && std::memcmp(found, put, w.size) == 0;
@@ -409,10 +412,14 @@ Result<std::unique_ptr<TextWriter::Prepared>> TextWriter::Prepare(std::span<cons
 
 bool TextWriter::Prepared::Commit(size_t* failed_index) noexcept {
   for (size_t i = 0; i < writes_.size(); ++i) {
-    if (writer_->WriteOneQuiet(writes_[i], /*forward=*/true)) continue;
+    bool stored = false;
+    if (writer_->WriteOneQuiet(writes_[i], /*forward=*/true, &stored)) continue;
     *failed_index = i;
     ++writer_->stats_.rollbacks;
-    for (size_t undo = i; undo-- > 0;) writer_->WriteOneQuiet(writes_[undo], /*forward=*/false);
+    for (size_t undo = stored ? i + 1 : i; undo-- > 0;) {
+      bool restored = false;
+      writer_->WriteOneQuiet(writes_[undo], /*forward=*/false, &restored);
+    }
     return false;
   }
   return true;
@@ -429,18 +436,16 @@ Status TextWriter::Prepared::Describe(size_t failed_index) const {
 
 Status TextWriter::ApplyLocked(std::span<const CodeWrite> writes) {
   for (size_t i = 0; i < writes.size(); ++i) {
-    Status status = WriteOne(writes[i], /*forward=*/true);
+    bool stored = false;
+    Status status = WriteOne(writes[i], /*forward=*/true, &stored);
     if (status.ok()) continue;
     ++stats_.rollbacks;
-    // A write that failed its read-back may have landed: undo it too if so.
-    size_t undo = i;
-    uint8_t now[CodeWrite::kMaxBytes];
-    if (ReadLocked(writes[i].address, now, writes[i].size).ok() &&
-        std::memcmp(now, writes[i].replacement, writes[i].size) == 0) {
-      undo = i + 1;
-    }
+    // Undo what was stored: the failed write itself only if its store
+    // happened (its read-back failed), never bytes it found but did not write.
+    size_t undo = stored ? i + 1 : i;
     while (undo-- > 0) {
-      Status undone = WriteOne(writes[undo], /*forward=*/false);
+      bool restored = false;
+      Status undone = WriteOne(writes[undo], /*forward=*/false, &restored);
       if (!undone.ok()) {
         return Status(status.code(), status.message() + "; rollback ALSO failed: " +
                                          undone.message());

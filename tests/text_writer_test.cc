@@ -96,6 +96,22 @@ TEST_P(TextWriterTest, RefusesUnexpectedBytesAndWritesNothing) {
   EXPECT_EQ(page.Perms(), "r-xp");
 }
 
+// A foreign byte that happens to equal what padhook meant to write (another
+// tool's int3 where padhook's protocol writes int3) must survive a failed
+// batch: the rollback undoes only what padhook stored.
+TEST_P(TextWriterTest, RollbackNeverWritesOverBytesItDidNotStore) {
+  CodePage page;
+  const uint8_t int3 = 0xcc, nop_head = 0x0f;
+  const CodeWrite plant = CodeWrite::Make(page.at(32), kNop5, {&int3, 1});  // the "other tool"
+  ASSERT_TRUE(TextWriter::Process().Apply({&plant, 1}).ok());
+  const CodeWrite first = CodeWrite::Make(page.at(0), kNop5, kCall);
+  const CodeWrite ours = CodeWrite::Make(page.at(32), {&nop_head, 1}, {&int3, 1});
+  const CodeWrite batch[] = {first, ours};
+  EXPECT_EQ(TextWriter::Process().Apply(batch).code(), Errc::kUnexpectedBytes);
+  EXPECT_EQ(page.data()[32], 0xcc) << "padhook overwrote a byte it never wrote";
+  EXPECT_EQ(std::memcmp(page.data(), kNop5, 5), 0) << "the first write was not rolled back";
+}
+
 TEST_P(TextWriterTest, RollsBackEveryWriteOfAFailedBatch) {
   CodePage page;
   std::vector<CodeWrite> batch;

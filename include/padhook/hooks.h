@@ -55,8 +55,11 @@ class Attachment {
   internal::AttachmentState* state_ = nullptr;
 };
 
-// All of these are all-or-nothing: on error nothing is attached and no byte
-// of code is left changed.
+// All of these are all-or-nothing: on error nothing is attached and every
+// site and metadata slot is as before. One change is permanent by design: the
+// first attach in a module built by GCC turns its 1-byte NOP runs into single
+// 5-byte NOPs (docs/design.md, protocol C), which stays even if that attach
+// then fails.
 Result<Attachment> AttachAddress(const void* function, const Hooks& hooks);
 Result<Attachment> AttachAddresses(std::span<const void* const> functions, const Hooks& hooks);
 Result<Attachment> AttachName(std::string_view name, const Hooks& hooks);

@@ -116,9 +116,9 @@ class TextWriter {
  private:
   TextWriter();
   Status ApplyLocked(std::span<const CodeWrite> writes);
-  Status WriteOne(const CodeWrite& w, bool forward);
+  Status WriteOne(const CodeWrite& w, bool forward, bool* stored);
   // WriteOne without building messages (no allocation): false on failure.
-  bool WriteOneQuiet(const CodeWrite& w, bool forward) noexcept;
+  bool WriteOneQuiet(const CodeWrite& w, bool forward, bool* stored) noexcept;
   Status ReadLocked(uintptr_t address, uint8_t* out, size_t size);
   Status OpenProcMemLocked();
 
