@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "arch.h"
 #include "elf/elf_image.h"
@@ -60,8 +61,104 @@ bool BetterName(const elf::FunctionSymbol& a, const elf::FunctionSymbol& b) {
   return a.name < b.name;
 }
 
-// Fills module.functions from the patch areas the image lists. The bytes come
-// from `read` so that a running process's current (maybe patched) code is seen.
+// ---- Functions found by their layout ----------------------------------------
+//
+// GCC 12 writes the __patchable_function_entries records of a translation unit
+// into one section tied to its first function: when the linker drops that
+// function (a duplicate COMDAT copy), every record of the file goes with it,
+// and the link fix (cmake/padhook-gcc-entries.ld) discards the section
+// altogether (docs/layout.md, "Known toolchain problems"). The functions are
+// still there, with their padding: a function symbol no record covers is taken
+// as instrumented when the bytes around its entry are exactly one of padhook's
+// recommended layouts. The test is strict, to keep ordinary code out:
+//   * the M bytes before the entry (M of a recommended layout, the largest that
+//     fits) are the compiler's 1-byte padding NOPs, or NOPs and a metadata
+//     slot padhook wrote (arch::ClassifyPatchArea: slot kEmpty or kIndex);
+//     compilers fill the gaps between ordinary functions with multi-byte NOPs;
+//   * the run is not longer than M + 1: the assembler fills a 1-byte
+//     alignment gap before the patch area with a 1-byte NOP, and a 2-byte gap
+//     with `66 90`, but nothing the compilers emit puts two more 1-byte NOPs
+//     in front of a patch area (GCC 12 does not align cold functions, so the
+//     gap may come before a patch area at any address);
+//   * the entry is a patch site the compilers emit (one 5-byte NOP, or a run of
+//     1-byte NOPs), after an optional landing pad; ordinary functions do not
+//     start with a NOP.
+
+// The site of the function at file address `entry` when its bytes have a
+// recommended layout, or nullopt.
+std::optional<PatchSite> ClassifyByLayout(const ByteReader& read, uint64_t entry, uint64_t size,
+                                          uintptr_t bias) {
+  std::vector<arch::Layout> layouts = {arch::RecommendedLayout(true), arch::RecommendedLayout(false)};
+  std::sort(layouts.begin(), layouts.end(), [](const arch::Layout& a, const arch::Layout& b) {
+    return a.nops_before_entry > b.nops_before_entry;
+  });
+  std::vector<uint8_t> entry_bytes(std::min<uint64_t>(size, arch::kMaxEntryBytes));
+  entry_bytes.resize(read(entry, entry_bytes));
+  if (entry_bytes.empty()) return std::nullopt;
+  auto clean_padding = [](const PatchSite& site) {
+    return site.slot == SlotState::kEmpty || site.slot == SlotState::kIndex;
+  };
+  for (const arch::Layout& layout : layouts) {
+    const uint64_t prefix_size = layout.nops_before_entry;
+    if (prefix_size < arch::kMetaSlotSize || entry < prefix_size) continue;
+    std::vector<uint8_t> prefix(prefix_size);
+    if (read(entry - prefix_size, prefix) != prefix.size()) continue;
+    const PatchSite site = arch::ClassifyPatchArea(prefix, entry_bytes, bias + entry);
+    if (!clean_padding(site)) continue;  // try a smaller M
+    // The largest M whose bytes are padding: the entry must be a site.
+    if (site.kind != SiteKind::kSingleNop && site.kind != SiteKind::kNopRun &&
+        site.kind != SiteKind::kPatched) {
+      return std::nullopt;
+    }
+    // Two more padding bytes before the area: a longer run of NOPs than any
+    // layout and its alignment fill make.
+    std::vector<uint8_t> longer(prefix_size + 2);
+    if (entry >= longer.size() && read(entry - longer.size(), longer) == longer.size() &&
+        clean_padding(arch::ClassifyPatchArea(longer, entry_bytes, bias + entry))) {
+      return std::nullopt;
+    }
+    return site;
+  }
+  return std::nullopt;
+}
+
+// Adds the functions no record lists whose bytes have a recommended layout.
+void AddFunctionsByLayout(const elf::ElfImage& image, const ByteReader& read, Module& module) {
+  std::set<uint64_t> covered;  // file addresses of the entries the records gave
+  for (const Function& function : module.functions) covered.insert(function.entry - module.bias);
+  const std::vector<elf::FunctionSymbol>& symbols = image.function_symbols();
+  for (size_t first = 0; first < symbols.size();) {
+    // Aliases: every symbol at this address; name the function with the best.
+    size_t last = first;
+    const elf::FunctionSymbol* best = nullptr;
+    for (; last < symbols.size() && symbols[last].value == symbols[first].value; ++last) {
+      const elf::FunctionSymbol& symbol = symbols[last];
+      if (symbol.size == 0 || !symbol.executable) continue;
+      if (best == nullptr || BetterName(symbol, *best)) best = &symbol;
+    }
+    const uint64_t entry = symbols[first].value;
+    first = last;
+    if (best == nullptr || covered.count(entry) != 0) continue;
+    const std::optional<PatchSite> site = ClassifyByLayout(read, entry, best->size, module.bias);
+    if (!site) continue;
+    Function function;
+    function.entry = module.bias + entry;
+    function.patch_area = function.entry - site->prefix_size;
+    function.size = best->size;
+    function.mangled = best->name;
+    function.name = Demangle(best->name);
+    function.module = &module;
+    function.site = *site;
+    function.from_section = false;
+    if (!function.site.usable()) ++module.unusable_sites;
+    ++module.found_by_layout;
+    module.functions.push_back(std::move(function));
+  }
+}
+
+// Fills module.functions from the patch areas the image lists and the
+// functions found by their layout. The bytes come from `read` so that a
+// running process's current (maybe patched) code is seen.
 void AddFunctions(const elf::ElfImage& image, const ByteReader& read, Module& module) {
   const std::vector<uint64_t>& areas = image.patchable_entries();
   const std::vector<elf::FunctionSymbol>& symbols = image.function_symbols();
@@ -116,6 +213,7 @@ void AddFunctions(const elf::ElfImage& image, const ByteReader& read, Module& mo
     if (!function.site.usable()) ++module.unusable_sites;
     module.functions.push_back(std::move(function));
   }
+  AddFunctionsByLayout(image, read, module);
   std::sort(module.functions.begin(), module.functions.end(),
             [](const Function& a, const Function& b) { return a.entry < b.entry; });
 }
@@ -267,20 +365,20 @@ const Function* Module::FindByAddress(uintptr_t address) const noexcept {
 Result<std::shared_ptr<const Module>> LoadModuleFromFile(const std::string& path) {
   auto image = elf::ElfImage::Open(path);
   if (!image.ok()) return image.status();
-  if (!(*image)->has_patchable_section()) {
-    return Status(Errc::kNotInstrumented,
-                  path +
-                      " was not built for padhook (no __patchable_function_entries section). "
-                      "Compile it with: " +
-                      JoinedCompilerFlags() +
-                      " (run `padhook flags` for the flags of your build, `padhook flags "
-                      "--landing-pads` with -fcf-protection)");
-  }
   const elf::ElfImage& file = **image;
   std::shared_ptr<Module> module = NewModule(file, 0);
   AddFunctions(
       file, [&file](uint64_t vaddr, std::span<uint8_t> out) { return file.ReadAt(vaddr, out); },
       *module);
+  if (!module->has_patchable_section && module->functions.empty()) {
+    return Status(Errc::kNotInstrumented,
+                  path +
+                      " was not built for padhook (no __patchable_function_entries section, "
+                      "and no function has padhook's layout). Compile it with: " +
+                      JoinedCompilerFlags() +
+                      " (run `padhook flags` for the flags of your build, `padhook flags "
+                      "--landing-pads` with -fcf-protection)");
+  }
   return std::shared_ptr<const Module>(std::move(module));
 }
 

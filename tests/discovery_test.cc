@@ -1,6 +1,8 @@
 // Discovery of instrumented functions: LoadModuleFromFile on fixtures built by
 // both compilers in every layout, FunctionTable in this process (dlopen /
-// dlclose) and in child processes, and the `padhook list` / `padhook flags` CLI.
+// dlclose) and in child processes, functions found by their layout when GCC 12
+// loses __patchable_function_entries records (and none where there are none),
+// and the `padhook list` / `padhook flags` CLI.
 //
 // Expectations are checked against an independent reading of the ELF files
 // (a few lines over <elf.h>, no libelf) so that a bug in src/elf cannot hide
@@ -181,6 +183,8 @@ std::vector<Variant> ProgramVariants() {
     }
   }
   if (DISCOVERY_HAVE_LLD) variants.push_back({"program_clang_pie_lld", true, false});
+  // Linked with cmake/padhook-gcc-entries.ld: no section, found by layout.
+  variants.push_back({"program_gcc_pie_fragment", false, false});
   return variants;
 }
 
@@ -193,6 +197,7 @@ std::vector<Variant> LibraryVariants() {
     }
   }
   if (DISCOVERY_HAVE_LLD) variants.push_back({"libfixture_clang_lld.so", true, false});
+  variants.push_back({"libfixture_gcc_fragment.so", false, false});
   return variants;
 }
 
@@ -221,6 +226,11 @@ TEST_P(LoadFixture, FindsEveryFunctionWithTheCompilersSite) {
   EXPECT_TRUE(module.instrumented());
   EXPECT_EQ(module.unusable_sites, 0u);
   EXPECT_EQ(module.bias, 0u);
+  // With the fragment the section is gone and every function is found by its
+  // layout; without it the section lists them all.
+  const bool fragment = variant.file.find("fragment") != std::string::npos;
+  EXPECT_EQ(module.has_patchable_section, !fragment);
+  EXPECT_EQ(module.found_by_layout, fragment ? module.functions.size() : 0u);
 
   const std::vector<RawSymbol> symbols = RawElf(path).SourceFunctions();
   ASSERT_GE(symbols.size(), 4u) << "fixture symbol table looks empty";
@@ -250,6 +260,7 @@ TEST_P(LoadFixture, FindsEveryFunctionWithTheCompilersSite) {
     EXPECT_EQ(site.prefix_size, variant.landing_pads ? 12 : 8) << function.name;
     EXPECT_TRUE(site.site_in_one_word) << function.name;
     EXPECT_TRUE(site.usable()) << function.name;
+    EXPECT_EQ(function.from_section, !fragment) << function.name;
   }
   // Nothing more either: every listed entry is a function of the source.
   EXPECT_EQ(table_addresses, symbol_addresses);
@@ -533,6 +544,27 @@ TEST(FunctionTable, FollowsDlopenAndDlclose) {
   EXPECT_EQ(clang_module->path, clang_path);
 }
 
+TEST(FunctionTable, FindsNothingInUninstrumentedLibraries) {
+  // libc and libstdc++ are not built with padhook's flags: nothing in them may
+  // pass for an instrumented function (discovery by layout must stay strict).
+  const auto snapshot = FunctionTable::Process().snapshot();
+  std::set<std::string> checked;
+  for (const auto& module : snapshot->modules()) {
+    const std::string name = fs::path(module->path).filename().string();
+    if (name.rfind("libc.so", 0) != 0 && name.rfind("libstdc++.so", 0) != 0) continue;
+    checked.insert(name.substr(0, name.find(".so")));
+    EXPECT_TRUE(module->functions.empty())
+        << module->path << ": " << module->functions.size() << " functions, the first "
+        << module->functions.front().name;
+    EXPECT_FALSE(module->has_patchable_section) << module->path;
+  }
+  EXPECT_EQ(checked, (std::set<std::string>{"libc", "libstdc++"}));
+  // Nor in this test program, built without the flags.
+  const Module* self = snapshot->FindModule(reinterpret_cast<uintptr_t>(&ReadFile));
+  ASSERT_NE(self, nullptr);
+  EXPECT_TRUE(self->functions.empty()) << self->functions.size();
+}
+
 TEST(FunctionTable, SkipsModulesWithoutFiles) {
   const auto snapshot = FunctionTable::Process().snapshot();
   ASSERT_FALSE(snapshot->modules().empty());
@@ -584,6 +616,95 @@ TEST_P(SelfDiscovery, ChildFindsWhatTheFileSays) {
 INSTANTIATE_TEST_SUITE_P(Programs, SelfDiscovery, testing::ValuesIn(ProgramVariants()),
                          VariantName);
 
+// ---- GCC 12's COMDAT problem: functions found by their layout ---------------
+//
+// tests/fixtures/comdat_*.cc: two files sharing an inline function and a
+// template (docs/layout.md, "Known toolchain problems").
+
+const std::set<std::string> kComdatFunctions = {
+    "fc0(int)", "fc(int)", "fd0(int)", "fd(int)", "main", "shared_inline(int)", "int tmpl<int>(int)"};
+// The functions of comdat_second.cc (the file whose COMDAT copies are dropped).
+const std::set<std::string> kSecondFileFunctions = {"fd0(int)", "fd(int)", "main"};
+
+// Loads a COMDAT fixture and checks that every function of its sources, and
+// nothing else (no startup code), is in the table with a clean site.
+std::shared_ptr<const Module> LoadComdatFixture(const std::string& file, bool clang) {
+  const std::string path = Fixture(file);
+  auto loaded = LoadModuleFromFile(path);
+  if (!loaded.ok()) {
+    ADD_FAILURE() << loaded.status().ToString();
+    return nullptr;
+  }
+  const Module& module = **loaded;
+  EXPECT_TRUE(module.instrumented());
+  EXPECT_EQ(module.unusable_sites, 0u);
+  std::set<std::string> names;
+  std::set<uint64_t> table_addresses;
+  size_t by_layout = 0;
+  for (const Function& function : module.functions) {
+    names.insert(function.name);
+    table_addresses.insert(function.file_address());
+    by_layout += !function.from_section;
+    EXPECT_EQ(function.site.kind, clang ? SiteKind::kSingleNop : SiteKind::kNopRun)
+        << function.name;
+    EXPECT_EQ(function.site.slot, SlotState::kEmpty) << function.name;
+    EXPECT_EQ(function.site.prefix_size, 8) << function.name;
+    EXPECT_EQ(function.entry - function.patch_area, 8u) << function.name;
+    EXPECT_TRUE(function.site.site_in_one_word) << function.name;
+  }
+  EXPECT_EQ(by_layout, module.found_by_layout);
+  EXPECT_EQ(names, kComdatFunctions) << file;
+  std::set<uint64_t> symbol_addresses;
+  for (const RawSymbol& symbol : RawElf(path).SourceFunctions()) {
+    symbol_addresses.insert(symbol.value);
+  }
+  EXPECT_EQ(table_addresses, symbol_addresses) << file;
+  return *loaded;
+}
+
+TEST(GccComdat, WithTheFragmentEveryFunctionIsFoundByLayout) {
+  // Without cmake/padhook-gcc-entries.ld this link fails with GCC 12.
+  auto module = LoadComdatFixture("comdat_gcc_fragment", false);
+  ASSERT_NE(module, nullptr);
+  EXPECT_FALSE(module->has_patchable_section);
+  EXPECT_EQ(module->found_by_layout, module->functions.size());
+  for (const Function& function : module->functions) {
+    EXPECT_FALSE(function.from_section) << function.name;
+  }
+}
+
+TEST(GccComdat, RecordsTheLinkerDroppedAreFoundByLayout) {
+  // The second file's records went with its discarded copy of shared_inline.
+  auto module = LoadComdatFixture("comdat_gcc_inline_first", false);
+  ASSERT_NE(module, nullptr);
+  EXPECT_TRUE(module->has_patchable_section);
+  EXPECT_GT(module->found_by_layout, 0u);
+  EXPECT_LT(module->found_by_layout, module->functions.size());
+  for (const Function& function : module->functions) {
+    if (!function.from_section) {
+      EXPECT_TRUE(kSecondFileFunctions.count(function.name)) << function.name;
+    }
+  }
+}
+
+TEST(GccComdat, ClangListsEveryFunction) {
+  auto module = LoadComdatFixture("comdat_clang", true);
+  ASSERT_NE(module, nullptr);
+  EXPECT_TRUE(module->has_patchable_section);
+  EXPECT_EQ(module->found_by_layout, 0u);
+  for (const Function& function : module->functions) {
+    EXPECT_TRUE(function.from_section) << function.name;
+  }
+}
+
+TEST(GccComdat, UninstrumentedCodeIsNotFoundByLayout) {
+  // No section, and no function of the program (nor its startup code) has
+  // padhook's layout.
+  auto loaded = LoadModuleFromFile(Fixture("program_noflags"));
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_EQ(loaded.status().code(), Errc::kNotInstrumented);
+}
+
 // ---- 5. The padhook CLI -----------------------------------------------------
 
 TEST(PadhookCli, ListsAFixture) {
@@ -614,7 +735,7 @@ TEST(PadhookCli, ListsAsJson) {
   std::set<std::string> names;
   for (const nlohmann::json& function : json.at("functions")) {
     for (const char* field : {"name", "mangled", "address", "size", "kind", "slot", "landing_pad",
-                              "site_in_one_word", "description"}) {
+                              "site_in_one_word", "description", "from_section"}) {
       EXPECT_TRUE(function.contains(field)) << field;
     }
     names.insert(function.at("name").get<std::string>());
@@ -622,10 +743,48 @@ TEST(PadhookCli, ListsAsJson) {
     EXPECT_EQ(function.at("slot"), "empty");
     EXPECT_EQ(function.at("landing_pad"), true);
     EXPECT_EQ(function.at("site_in_one_word"), true);
+    EXPECT_EQ(function.at("from_section"), true);
     EXPECT_NE((*loaded)->FindByEntry(function.at("address").get<uint64_t>()), nullptr);
   }
   EXPECT_TRUE(names.count("fxlib::Scale(long)"));
   EXPECT_TRUE(names.count("fxlib_add"));
+}
+
+TEST(PadhookCli, ListsFunctionsFoundByLayout) {
+  const std::string path = Fixture("comdat_gcc_inline_first");
+  auto loaded = LoadModuleFromFile(path);
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_GT((*loaded)->found_by_layout, 0u);
+  const CommandResult text = RunCommand({PADHOOK_CLI, "list", path});
+  ASSERT_EQ(text.exit_status, 0) << text.err;
+  for (const std::string& name : kComdatFunctions) {
+    EXPECT_NE(text.out.find(name), std::string::npos) << name << "\n" << text.out;
+  }
+  EXPECT_NE(text.out.find(std::to_string((*loaded)->found_by_layout) +
+                          " functions found by their layout (not in "
+                          "__patchable_function_entries: GCC 12 drops entries; see "
+                          "docs/layout.md)"),
+            std::string::npos)
+      << text.out;
+  EXPECT_NE(text.out.find("found by layout  main"), std::string::npos) << text.out;
+
+  const CommandResult json = RunCommand({PADHOOK_CLI, "list", "--format", "json", path});
+  ASSERT_EQ(json.exit_status, 0) << json.err;
+  const nlohmann::json parsed = nlohmann::json::parse(json.out);
+  EXPECT_EQ(parsed.at("found_by_layout"), (*loaded)->found_by_layout);
+  EXPECT_EQ(parsed.at("has_patchable_section"), true);
+  size_t by_layout = 0;
+  for (const nlohmann::json& function : parsed.at("functions")) {
+    const bool from_section = function.at("from_section").get<bool>();
+    by_layout += !from_section;
+    EXPECT_EQ(from_section, (*loaded)->FindByEntry(function.at("address").get<uint64_t>())->from_section);
+  }
+  EXPECT_EQ(by_layout, (*loaded)->found_by_layout);
+
+  // A file with every record present says nothing about layout.
+  const CommandResult clang = RunCommand({PADHOOK_CLI, "list", Fixture("comdat_clang")});
+  ASSERT_EQ(clang.exit_status, 0) << clang.err;
+  EXPECT_EQ(clang.out.find("found by"), std::string::npos) << clang.out;
 }
 
 TEST(PadhookCli, AllAlsoListsStartupCode) {
@@ -694,6 +853,17 @@ TEST(PadhookCli, LibsAndCflagsPointAtTheBuildTree) {
   ASSERT_EQ(cflags.out.rfind("-I", 0), 0u) << cflags.out;
   const std::string includedir = cflags.out.substr(2, cflags.out.size() - 3);
   EXPECT_TRUE(fs::exists(fs::path(includedir) / "padhook" / "function_table.h")) << includedir;
+}
+
+TEST(PadhookCli, LdflagsPointAtTheFragmentForGccOnly) {
+  const CommandResult gcc = RunCommand({PADHOOK_CLI, "flags", "--ldflags"});
+  ASSERT_EQ(gcc.exit_status, 0) << gcc.err;
+  EXPECT_EQ(gcc.out, std::string("-Wl,-T,") + GCC_ENTRIES_LD + "\n");
+  EXPECT_TRUE(fs::exists(GCC_ENTRIES_LD));
+  EXPECT_EQ(RunCommand({PADHOOK_CLI, "flags", "--ldflags", "--compiler", "gcc"}).out, gcc.out);
+  const CommandResult clang = RunCommand({PADHOOK_CLI, "flags", "--ldflags", "--compiler", "clang"});
+  ASSERT_EQ(clang.exit_status, 0) << clang.err;
+  EXPECT_EQ(clang.out, "\n");
 }
 
 TEST(PadhookCli, HelpListsSubcommands) {

@@ -8,8 +8,12 @@
 //
 // Functions are those listed in the module's `__patchable_function_entries`
 // section (one entry per function built with -fpatchable-function-entry),
-// named from the symbol tables (.symtab, else .dynsym) and demangled. ELF is
-// read with elfutils' libelf.
+// named from the symbol tables (.symtab, else .dynsym) and demangled, plus the
+// function symbols no entry lists whose bytes have exactly padhook's
+// recommended layout ("found by layout"): GCC 12 loses entries of whole
+// translation units when the linker drops COMDAT copies, and the link fix
+// (cmake/padhook-gcc-entries.ld) drops the section altogether; see
+// docs/layout.md, "Known toolchain problems". ELF is read with elfutils' libelf.
 //
 // Lifetime: a Module is immutable once built and shared (shared_ptr). A
 // FunctionTable::Snapshot holds the modules that were loaded when it was taken;
@@ -45,6 +49,9 @@ struct Function {
   std::string mangled;             // the symbol as written in the ELF file; "" when none
   const Module* module = nullptr;  // owner; lives as long as the snapshot or module holding it
   PatchSite site;
+  // True when __patchable_function_entries lists the function; false when it
+  // was found by its layout (the bytes around a function symbol's entry).
+  bool from_section = true;
 
   // The entry's address in the ELF file (entry minus the load bias).
   uintptr_t file_address() const noexcept;
@@ -61,19 +68,21 @@ struct Module {
   bool has_patchable_section = false;  // __patchable_function_entries present
   std::vector<Function> functions;     // sorted by entry
   size_t unusable_sites = 0;           // functions whose bytes are not what the compiler emits
+  size_t found_by_layout = 0;          // functions with from_section == false
 
   // The function whose entry is exactly `entry` / that contains `address`, or null.
   const Function* FindByEntry(uintptr_t entry) const noexcept;
   const Function* FindByAddress(uintptr_t address) const noexcept;
 
-  bool instrumented() const noexcept { return has_patchable_section && !functions.empty(); }
+  // Some function was found, from the section or by its layout.
+  bool instrumented() const noexcept { return !functions.empty(); }
 };
 
 // Reads the ELF file at `path` (bias 0; bytes of each patch area read from the
 // file). Errors: kNotFound (no file), kElf (not a readable ELF file),
 // kUnsupported (not x86-64, or an object file rather than a linked one),
-// kNotInstrumented (no __patchable_function_entries: the message says which
-// flags to build with, from `padhook flags`).
+// kNotInstrumented (no __patchable_function_entries and no function found by
+// its layout: the message says which flags to build with, from `padhook flags`).
 Result<std::shared_ptr<const Module>> LoadModuleFromFile(const std::string& path);
 
 class FunctionTable {

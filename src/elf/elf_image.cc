@@ -137,6 +137,20 @@ Status ElfImage::LoadSymbols() {
   gelf_getshdr(table, &shdr);
   Elf_Data* data = elf_getdata(table, nullptr);
   const size_t count = shdr.sh_entsize ? shdr.sh_size / shdr.sh_entsize : 0;
+  // Whether each section holds code, looked up once per section index.
+  std::vector<signed char> executable_section;  // -1: not looked up yet
+  auto is_executable = [&](size_t index) {
+    if (index == SHN_UNDEF || index >= SHN_LORESERVE) return false;  // SHN_ABS, SHN_COMMON, ...
+    if (index >= executable_section.size()) executable_section.resize(index + 1, -1);
+    if (executable_section[index] < 0) {
+      GElf_Shdr section;
+      Elf_Scn* scn = elf_getscn(elf_, index);
+      executable_section[index] =
+          scn != nullptr && gelf_getshdr(scn, &section) != nullptr &&
+          (section.sh_flags & SHF_EXECINSTR) != 0;
+    }
+    return executable_section[index] == 1;
+  };
   for (size_t i = 0; data != nullptr && i < count; ++i) {
     GElf_Sym sym;
     if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
@@ -146,7 +160,8 @@ Status ElfImage::LoadSymbols() {
     const char* name = elf_strptr(elf_, shdr.sh_link, sym.st_name);
     if (name == nullptr || *name == '\0') continue;
     const unsigned bind = GELF_ST_BIND(sym.st_info);
-    symbols_.push_back({sym.st_value, sym.st_size, bind == STB_GLOBAL || bind == STB_WEAK, name});
+    symbols_.push_back({sym.st_value, sym.st_size, bind == STB_GLOBAL || bind == STB_WEAK,
+                        is_executable(sym.st_shndx), name});
   }
   std::sort(symbols_.begin(), symbols_.end(),
             [](const FunctionSymbol& a, const FunctionSymbol& b) { return a.value < b.value; });

@@ -29,6 +29,7 @@ struct FunctionSymbol {
   uint64_t value = 0;   // the entry's address in the file (st_value)
   uint64_t size = 0;    // st_size; 0 when the symbol does not say
   bool global = false;  // STB_GLOBAL or STB_WEAK: preferred over local aliases
+  bool executable = false;  // defined in a section holding code (SHF_EXECINSTR)
   std::string name;     // as written in the file (mangled)
 };
 

@@ -22,16 +22,19 @@ struct FlagsOptions {
   bool landing_pads = false;
   bool libs = false;
   bool cflags = false;
+  bool ldflags = false;
 };
 
 struct InstallDirs {
   fs::path libdir;
   fs::path includedir;
+  fs::path cmakedir;  // padhook.cmake and padhook-gcc-entries.ld
 };
 
-// Where libpadhook and its headers are, judged from where this binary runs:
-// the build tree (<build>/tools/padhook/padhook, library in <build>/src,
-// headers in the source tree) or an install prefix (<prefix>/bin/padhook).
+// Where libpadhook, its headers and its CMake files are, judged from where
+// this binary runs: the build tree (<build>/tools/padhook/padhook, library in
+// <build>/src, headers and cmake/ in the source tree) or an install prefix
+// (<prefix>/bin/padhook; <prefix>/lib/cmake/padhook).
 InstallDirs FindInstallDirs() {
   char buffer[PATH_MAX];
   const ssize_t length = readlink("/proc/self/exe", buffer, sizeof buffer - 1);
@@ -47,7 +50,12 @@ InstallDirs FindInstallDirs() {
 #else
     const fs::path includedir = build_root.parent_path() / "include";
 #endif
-    return {build_root / "src", includedir};
+#ifdef PADHOOK_SOURCE_CMAKE_DIR
+    const fs::path cmakedir = PADHOOK_SOURCE_CMAKE_DIR;
+#else
+    const fs::path cmakedir = build_root.parent_path() / "cmake";
+#endif
+    return {build_root / "src", includedir, cmakedir};
   }
   const fs::path prefix = bindir.parent_path();
   fs::path libdir = prefix / "lib";
@@ -55,18 +63,24 @@ InstallDirs FindInstallDirs() {
       fs::exists(prefix / "lib64" / "libpadhook.so", ignored)) {
     libdir = prefix / "lib64";
   }
-  return {libdir, prefix / "include"};
+  return {libdir, prefix / "include", prefix / "lib" / "cmake" / "padhook"};
 }
 
 int RunFlags(const FlagsOptions& options) {
   std::vector<std::string> words;
-  if (options.cflags || options.libs) {
+  if (options.cflags || options.libs || options.ldflags) {
     const InstallDirs dirs = FindInstallDirs();
     if (options.cflags) words.push_back("-I" + dirs.includedir.string());
     if (options.libs) {
       words.push_back("-L" + dirs.libdir.string());
       words.push_back("-lpadhook");
       words.push_back("-Wl,-rpath," + dirs.libdir.string());
+    }
+    // GCC 12 loses or breaks __patchable_function_entries with COMDAT
+    // functions; the fragment discards the section and padhook finds the
+    // functions by their layout (docs/layout.md). clang needs nothing.
+    if (options.ldflags && options.compiler == "gcc") {
+      words.push_back("-Wl,-T," + (dirs.cmakedir / "padhook-gcc-entries.ld").string());
     }
   } else {
     const arch::Compiler compiler =
@@ -94,9 +108,14 @@ CommandRunner SetupFlags(CLI::App& command) {
   command.add_flag("--libs", options->libs, "Print the linker flags to use libpadhook instead");
   command.add_flag("--cflags", options->cflags,
                    "Print the include flag for padhook's headers instead");
+  command.add_flag("--ldflags", options->ldflags,
+                   "Print the link flags for code built with the flags instead (with gcc: the "
+                   "linker-script fragment that works around GCC 12's COMDAT problem; with "
+                   "clang: nothing)");
   command.footer(
-      "Without --libs/--cflags, prints the flags that build code padhook can trace, e.g.\n"
-      "  g++ $(padhook flags) -c foo.cc");
+      "Without --libs/--cflags/--ldflags, prints the flags that build code padhook can trace, "
+      "e.g.\n"
+      "  g++ $(padhook flags) -c foo.cc && g++ foo.o $(padhook flags --ldflags) -o foo");
   return [options] { return RunFlags(*options); };
 }
 

@@ -75,6 +75,7 @@ nlohmann::json ToJson(const Module& module, const std::vector<PlainFunction>& pl
         {"landing_pad", function.site.landing_pad != 0},
         {"site_in_one_word", function.site.site_in_one_word},
         {"description", arch::DescribeSite(function.site)},
+        {"from_section", function.from_section},
     });
   }
   nlohmann::json out = {
@@ -82,6 +83,8 @@ nlohmann::json ToJson(const Module& module, const std::vector<PlainFunction>& pl
       {"type", ModuleType(module)},
       {"function_count", module.functions.size()},
       {"unusable_sites", module.unusable_sites},
+      {"has_patchable_section", module.has_patchable_section},
+      {"found_by_layout", module.found_by_layout},
       {"kinds", kinds},
       {"functions", std::move(functions)},
   };
@@ -106,8 +109,11 @@ void PrintText(const Module& module, const std::vector<PlainFunction>& plain) {
   };
   std::vector<Row> rows;
   for (const Function& function : module.functions) {
+    // Functions missing from __patchable_function_entries are marked.
     rows.push_back({function.file_address(), Hex(function.file_address()),
-                    std::to_string(function.size), arch::DescribeSite(function.site),
+                    std::to_string(function.size),
+                    arch::DescribeSite(function.site) +
+                        (function.from_section ? "" : ", found by layout"),
                     function.name});
   }
   for (const PlainFunction& function : plain) {
@@ -161,6 +167,11 @@ void PrintText(const Module& module, const std::vector<PlainFunction>& plain) {
   if (!too_small.empty()) {
     std::cout << too_small.size() << " sites have too little padding for metadata:";
     print_names(too_small);
+  }
+  if (module.found_by_layout != 0) {
+    std::cout << module.found_by_layout
+              << " functions found by their layout (not in __patchable_function_entries: GCC 12 "
+                 "drops entries; see docs/layout.md)\n";
   }
   if (module.unusable_sites == 0) std::cout << "all sites can be patched\n";
 }
