@@ -173,6 +173,12 @@ Status MetadataTable::GrowLocked() {
 }
 
 void MetadataTable::RecycleRetiredLocked() {
+  // Nothing can have become reusable unless a grace period ended since the
+  // last pass: without this check, allocating n indices after a detach of n
+  // would rescan the whole retired list n times.
+  const uint64_t completed = sync::GracePeriodsCompleted();
+  if (completed == recycled_at_grace_) return;
+  recycled_at_grace_ = completed;
   size_t kept = 0;
   for (const Retired& r : retired_) {
     if (sync::GraceElapsed(r.cookie)) {
@@ -327,6 +333,7 @@ Status MetadataTable::Put(const Function& function) {
 // The batch forms follow G1..G6 and P1..P5 for every function, with the
 // writes of all functions in one TextWriter batch (every index before its
 // opcode, every opcode before its index on the way back).
+// `functions` must not repeat a function (attach de-duplicates its list).
 Result<std::vector<MetaEntry*>> MetadataTable::GetMany(std::span<const Function* const> functions) {
   for (const Function* f : functions) {
     if (Status usable = CheckUsable(*f); !usable.ok()) return usable;
@@ -365,17 +372,6 @@ Result<std::vector<MetaEntry*>> MetadataTable::GetMany(std::span<const Function*
       return Status(Errc::kUnexpectedBytes,
                     Describe(function) + ": its padding holds an index padhook did not write");
     }
-    // The same function twice in one batch: the first occurrence took it.
-    bool duplicate = false;
-    for (size_t j : fresh) {
-      if (functions[j]->entry == function.entry) {
-        ++result[j]->users;
-        result[i] = result[j];
-        duplicate = true;
-        break;
-      }
-    }
-    if (duplicate) continue;
     if (slot != EmptySlot()) {
       undo(i);
       return Status(Errc::kUnexpectedBytes,

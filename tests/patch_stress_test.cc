@@ -152,7 +152,10 @@ TEST_P(PatchStressTest, ExactCountsWhileAttachingAndDetaching) {
   std::mt19937 rng(7);
   uint64_t epochs = 0, checked_windows = 0;
   const auto start = std::chrono::steady_clock::now();
-  while (std::chrono::steady_clock::now() - start < 2500ms || epochs < 20) {
+  // At least 2.5 s, 20 epochs, and 20 windows per function checked, whichever
+  // comes last: a loaded machine gives fewer calls per window, so it runs longer.
+  while (std::chrono::steady_clock::now() - start < 2500ms || epochs < 20 ||
+         checked_windows < 20 * n) {
     if (std::chrono::steady_clock::now() - start > 60s) break;
     const uint64_t k = ++epochs;
     auto all = std::make_unique<Epoch>(n);
@@ -220,7 +223,7 @@ TEST_P(PatchStressTest, ExactCountsWhileAttachingAndDetaching) {
   for (auto& t : workers) t.join();
   EXPECT_EQ(wrong.load(), 0u) << "a hooked call returned a wrong result";
   EXPECT_GE(epochs, 20u);
-  EXPECT_GT(checked_windows, epochs * n);  // most epochs saw calls to most functions
+  EXPECT_GE(checked_windows, 20 * n);  // exactly-once was checked on many real windows
   const patch::PatcherStats stats = patch::Stats();
   if (GetParam() == WriteMode::kFast) EXPECT_GT(stats.single_store_sites, 0u);
   EXPECT_GT(stats.breakpoint_sites, 0u);  // the odd layout (and strict mode) use int3

@@ -74,7 +74,8 @@ class MetadataTable {
   Status Put(const Function& function);
   Status Put(uintptr_t entry);
 
-  // Batch forms: one text-write batch for all slots, all or nothing.
+  // Batch forms: one text-write batch for all slots, all or nothing. A batch
+  // must not name the same function twice.
   Result<std::vector<MetaEntry*>> GetMany(std::span<const Function* const> functions);
   Status PutMany(std::span<const Function* const> functions);
 
@@ -114,6 +115,7 @@ class MetadataTable {
   };
   std::vector<Retired> retired_;  // oldest first
   size_t live_ = 0;
+  uint64_t recycled_at_grace_ = ~0ull;  // GracePeriodsCompleted() at the last recycling pass
   size_t growth_steps_ = 0;
   // Modules with live entries are kept loaded (dlopen RTLD_NOLOAD reference)
   // so that dlclose() cannot unmap padding that holds an index.

@@ -104,9 +104,8 @@ void SetContextPc(void* ucontext, uintptr_t pc);
 uintptr_t BreakpointAddress(const void* ucontext);
 
 // ---- The trampoline ------------------------------------------------------------
-
-// From the return address the site's call pushed, the function's entry.
-uintptr_t EntryFromSiteReturn(uintptr_t site_return) noexcept;
+// EntryFromSiteReturn(site_return): from the return address the site's call
+// pushed, the function's entry (inline, in arch_impl.h).
 
 }  // namespace padhook::arch
 

@@ -7,8 +7,10 @@
 //     order. A block is immutable once published. Written (release) by
 //     attach/detach under g_attach_mutex; read (acquire) by the dispatcher
 //     inside its read section.
-//   g_retired: blocks replaced by attach/detach, freed after a grace period;
-//     g_attach_mutex only.
+//   HandlerBlock::refs: how many functions point at the block (blocks are
+//     shared between the functions of a batch); g_attach_mutex only.
+//   g_retired: blocks no function points at any more, freed after a grace
+//     period; g_attach_mutex only.
 //
 // Attach(functions, hooks), under g_attach_mutex
 //   T1. Get every function's metadata entry (one batch; all or nothing).
@@ -46,6 +48,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -81,6 +84,7 @@ struct HandlerSlot {
 
 struct HandlerBlock {
   uint32_t count;
+  uint32_t refs;  // functions whose entry points here; under g_attach_mutex
   HandlerSlot slots[1];  // really `count`
 
   static HandlerBlock* Make(const HandlerBlock* old, const internal::AttachmentState* add,
@@ -96,10 +100,50 @@ struct HandlerBlock {
     void* mem = ::operator new(sizeof(HandlerBlock) + sizeof(HandlerSlot) * slots.size());
     auto* block = static_cast<HandlerBlock*>(mem);
     block->count = static_cast<uint32_t>(slots.size());
+    block->refs = 0;
     std::copy(slots.begin(), slots.end(), block->slots);
     return block;
   }
   static void Free(HandlerBlock* block) { ::operator delete(block); }
+};
+
+// Replaces blocks for one attach or detach batch. Functions that had the same
+// block get the same new block, so attaching one client to n functions
+// allocates one block, not n (and detach likewise). Blocks are shared between
+// functions, so each counts its functions (refs) and is retired, to be freed
+// after a grace period, only when the last function lets go of it.
+class BlockSwap {
+ public:
+  BlockSwap(const internal::AttachmentState* add, const internal::AttachmentState* remove)
+      : add_(add), remove_(remove) {}
+  // The new block for a function whose current block is `old` (made once per
+  // distinct `old`); counts the function on it.
+  HandlerBlock* Replace(HandlerBlock* old) {
+    auto it = made_.find(old);
+    if (it == made_.end()) it = made_.emplace(old, HandlerBlock::Make(old, add_, remove_)).first;
+    HandlerBlock* fresh = it->second;
+    if (fresh != nullptr) ++fresh->refs;
+    if (old != nullptr) released_.push_back(old);
+    return fresh;
+  }
+  // After publishing: drop the functions' references to their old blocks.
+  void Commit(std::vector<HandlerBlock*>* retired) {
+    for (HandlerBlock* old : released_) {
+      if (--old->refs == 0) retired->push_back(old);
+    }
+  }
+  // Instead of Commit, when the new blocks were published back: free them.
+  void Abandon() {
+    for (auto& [old, fresh] : made_) {
+      if (fresh != nullptr) HandlerBlock::Free(fresh);
+    }
+  }
+
+ private:
+  const internal::AttachmentState* add_;
+  const internal::AttachmentState* remove_;
+  std::map<HandlerBlock*, HandlerBlock*> made_;
+  std::vector<HandlerBlock*> released_;
 };
 
 std::mutex g_attach_mutex;  // serializes attach and detach
@@ -163,15 +207,14 @@ Result<Attachment> AttachFunctions(std::span<const Function* const> requested, c
   Result<std::vector<MetaEntry*>> entries = table.GetMany(state->functions);  // T1
   if (!entries.ok()) return entries.status();
 
-  std::vector<HandlerBlock*> old_blocks, new_blocks;  // T2
+  std::vector<HandlerBlock*> old_blocks;  // T2
   std::vector<patch::SiteChange> changes;
+  BlockSwap swap(state.get(), nullptr);
   for (size_t i = 0; i < state->functions.size(); ++i) {
     MetaEntry* e = (*entries)[i];
     HandlerBlock* old = BlockOf(e);
-    HandlerBlock* fresh = HandlerBlock::Make(old, state.get(), nullptr);
     old_blocks.push_back(old);
-    new_blocks.push_back(fresh);
-    e->data.store(fresh, std::memory_order_release);
+    e->data.store(swap.Replace(old), std::memory_order_release);
     if (old == nullptr) changes.push_back({state->functions[i], /*to_call=*/true});
   }
   if (Status patched = patch::ChangeSites(changes); !patched.ok()) {  // T3
@@ -179,13 +222,11 @@ Result<Attachment> AttachFunctions(std::span<const Function* const> requested, c
       (*entries)[i]->data.store(old_blocks[i], std::memory_order_release);
     }
     (void)sync::Synchronize();
-    for (HandlerBlock* b : new_blocks) HandlerBlock::Free(b);
+    swap.Abandon();
     (void)table.PutMany(state->functions);
     return patched;
   }
-  for (HandlerBlock* old : old_blocks) {
-    if (old != nullptr) g_retired.push_back(old);
-  }
+  swap.Commit(&g_retired);
   return Attachment(state.release());
 }
 
@@ -196,19 +237,15 @@ Status Attachment::Detach() {
   state_ = nullptr;
   std::lock_guard<std::mutex> lock(g_attach_mutex);
   std::vector<patch::SiteChange> changes;  // D1
-  std::vector<const Function*> emptied;
+  BlockSwap swap(nullptr, state.get());
   for (const Function* f : state->functions) {
     MetaEntry* e = MetadataTableAccess::Lookup(f->entry);
     if (e == nullptr) continue;  // cannot happen while attached; be safe
-    HandlerBlock* old = BlockOf(e);
-    HandlerBlock* fresh = HandlerBlock::Make(old, nullptr, state.get());
+    HandlerBlock* fresh = swap.Replace(BlockOf(e));
     e->data.store(fresh, std::memory_order_release);
-    if (old != nullptr) g_retired.push_back(old);
-    if (fresh == nullptr) {
-      changes.push_back({f, /*to_call=*/false});
-      emptied.push_back(f);
-    }
+    if (fresh == nullptr) changes.push_back({f, /*to_call=*/false});
   }
+  swap.Commit(&g_retired);
   Status status = patch::ChangeSites(changes);  // D2
   (void)sync::Synchronize();                     // D3
   FreeRetiredLocked();                           // D4

@@ -142,6 +142,9 @@ struct StubPage {
   uintptr_t address;  // one page; the stub is at its start
 };
 std::vector<StubPage> g_stubs;
+// Modules whose NOP runs were converted (protocol C), by (path, bias); under
+// g_patch_mutex. A module's snapshot keeps saying kNopRun: this is the record.
+std::set<std::pair<std::string, uintptr_t>> g_converted_modules;
 
 bool InReach(uintptr_t stub, uintptr_t low, uintptr_t high) {
   const uint64_t margin = arch::kCallReach - 2 * kSiteSize;
@@ -489,7 +492,12 @@ Status ChangeSites(std::span<const SiteChange> changes) {
     if (!arch::EncodeCall(SiteOf(f), *target, call)) {
       return Status(Errc::kUnsupported, "stub out of call reach of " + f.name);
     }
-    if (c.to_call && f.site.kind == SiteKind::kNopRun) nop_runs.push_back(&f);
+    // Still the compiler's run of 1-byte NOPs (not converted yet, or put
+    // back by someone after a failed batch): it must be converted first.
+    if (c.to_call && f.site.kind == SiteKind::kNopRun &&
+        ReadSite(SiteOf(f)) == Bytes{0x90, 0x90, 0x90, 0x90, 0x90}) {
+      nop_runs.push_back(&f);
+    }
     const uintptr_t site = SiteOf(f);
     // The NOP this site holds unpatched: the compiler's own single NOP, or
     // the canonical one a NOP run was converted to.
@@ -499,11 +507,12 @@ Status ChangeSites(std::span<const SiteChange> changes) {
                     !strict && site % 8 + kSiteSize <= 8});
   }
   if (!nop_runs.empty()) {
-    // Convert every NOP run of the modules involved at once: one stop of the
-    // world per module, not one per batch.
+    // The first time a module is involved, convert all its NOP runs at once:
+    // one stop of the world per module, not one per batch.
     std::vector<const Module*> modules;
     for (const Function* f : nop_runs) {
-      if (f->module && std::find(modules.begin(), modules.end(), f->module) == modules.end()) {
+      if (f->module && std::find(modules.begin(), modules.end(), f->module) == modules.end() &&
+          !g_converted_modules.count({f->module->path, f->module->bias})) {
         modules.push_back(f->module);
       }
     }
@@ -513,6 +522,7 @@ Status ChangeSites(std::span<const SiteChange> changes) {
       }
     }
     if (Status converted = ConvertNopRunsLocked(nop_runs); !converted.ok()) return converted;
+    for (const Module* m : modules) g_converted_modules.insert({m->path, m->bias});
   }
 
   // Protocol A: one aligned 8-byte store per site, in one TextWriter batch.

@@ -15,7 +15,7 @@ namespace padhook::sync {
 namespace internal {
 
 std::atomic<uint64_t> g_epoch{1};
-thread_local ThreadRecord* tls_record __attribute__((tls_model("initial-exec"))) = nullptr;
+constinit thread_local ThreadRecord* tls_record __attribute__((tls_model("initial-exec"))) = nullptr;
 
 }  // namespace internal
 

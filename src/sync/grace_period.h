@@ -90,7 +90,8 @@ inline constexpr int kEpochShift = 16;
 // Internal state that the inline reader needs. Do not touch directly.
 namespace internal {
 extern std::atomic<uint64_t> g_epoch;
-extern thread_local ThreadRecord* tls_record __attribute__((tls_model("initial-exec")));
+// constinit: no dynamic initialization, so no TLS wrapper call on each access.
+extern constinit thread_local ThreadRecord* tls_record __attribute__((tls_model("initial-exec")));
 ThreadRecord* RegisterThisThread() noexcept;  // slow path of R1
 }  // namespace internal
 

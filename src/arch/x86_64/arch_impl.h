@@ -30,4 +30,16 @@ inline bool ReadMetaIndex(uintptr_t entry, uint32_t* index) noexcept {
   return true;
 }
 
+// From the return address pushed by the call at a site, the function's entry.
+// A site right after endbr64 belongs to an entry 4 bytes earlier. Reading the
+// 4 bytes before the site is safe: they are endbr64 or the slot's index (an
+// index is below 2^22, never endbr64's encoding).
+inline uintptr_t EntryFromSiteReturn(uintptr_t site_return) noexcept {
+  constexpr uint32_t kEndbr64 = 0xFA1E0FF3;  // f3 0f 1e fa, little-endian
+  const uintptr_t site = site_return - 5;
+  uint32_t before;
+  std::memcpy(&before, reinterpret_cast<const void*>(site - 4), sizeof(before));
+  return before == kEndbr64 ? site - 4 : site;
+}
+
 }  // namespace padhook::arch

@@ -13,7 +13,6 @@ namespace {
 constexpr uint8_t kCallRel32 = 0xE8;                          // call rel32
 constexpr uint8_t kNop5[] = {0x0F, 0x1F, 0x44, 0x00, 0x00};   // nopl 0(%rax,%rax,1)
 constexpr uint8_t kJmpRipIndirect[] = {0xFF, 0x25, 0, 0, 0, 0};  // jmp *0(%rip)
-constexpr uint8_t kEndbr64[] = {0xF3, 0x0F, 0x1E, 0xFA};       // endbr64
 
 }  // namespace
 
@@ -47,16 +46,5 @@ void SetContextPc(void* ucontext, uintptr_t pc) {
 
 // int3 traps with the PC after the instruction.
 uintptr_t BreakpointAddress(const void* ucontext) { return ContextPc(ucontext) - 1; }
-
-uintptr_t EntryFromSiteReturn(uintptr_t site_return) noexcept {
-  const uintptr_t site = site_return - kSiteSize;
-  // A site right after endbr64 belongs to an entry 4 bytes earlier. Reading
-  // 4 bytes before the site is safe: they are the slot's index or endbr64.
-  uint32_t before;
-  std::memcpy(&before, reinterpret_cast<const void*>(site - 4), 4);
-  uint32_t endbr;
-  std::memcpy(&endbr, kEndbr64, 4);
-  return before == endbr ? site - 4 : site;
-}
 
 }  // namespace padhook::arch
