@@ -1,0 +1,182 @@
+// Per-call cost of a hooked tiny leaf, state by state (the attach issue):
+//
+//   uninstrumented        (a) the leaf built without padhook's flags
+//   unpatched_fresh       (b) instrumented, never patched: the compiler's NOPs
+//                             (g++: five 1-byte NOPs, clang: one 5-byte NOP)
+//   unpatched             (b) instrumented, attached and detached once: the
+//                             canonical 5-byte NOP the patcher restores
+//   clients/N             (c, d) N clients on the leaf, each with an empty
+//                             on_entry handler (N = 1 is state c)
+//   one_client/others_100k    (e) one client on the leaf while another client
+//                             is attached to 100,000 other functions
+//   one_client/other_clients_100  (e) one client on the leaf while 100 other
+//                             clients are attached to 100 other functions
+//   one_client/both       (e) both of the above at once
+//
+// Every state uses the same call loop (bench/call_loop.h: an indirect call
+// per iteration, results chained) and the same leaf body.
+//
+// Wall time: run the binary (Google Benchmark; counter ns_per_call). Use
+//   --benchmark_repetitions=5 (medians) on a noisy machine. A state's set-up
+// is kept until another state runs, so random interleaving works but redoes
+// the set-up at every switch (slow for the 100,000-function states).
+//
+// Instructions per call: bench/call_overhead_callgrind.sh BUILD_DIR, which
+// runs `call_overhead_benchmark --count STATE CALLS` under callgrind,
+// collecting only inside bench_call_loop, and divides by CALLS.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "call_loop.h"
+#include "padhook/hooks.h"
+
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#else
+#define CALLGRIND_START_INSTRUMENTATION
+#endif
+
+extern "C" int leaf_plain(int);
+extern "C" int leaf_fresh(int);
+extern "C" int leaf_cycled(int);
+extern "C" int leaf_hooked(int);
+extern "C" int (*many_fn_at(size_t i))(int);
+extern "C" const size_t many_fn_count;
+
+namespace {
+
+void EmptyHandler(padhook_call*, void*) {}
+
+[[noreturn]] void Die(const char* what, const padhook::Status& s) {
+  std::fprintf(stderr, "%s: %s\n", what, s.ToString().c_str());
+  std::abort();
+}
+
+padhook::Attachment MustAttach(std::span<const void* const> fns, void* data) {
+  padhook::Hooks h;
+  h.on_entry = EmptyHandler;
+  h.user_data = data;
+  padhook::Result<padhook::Attachment> a = padhook::AttachAddresses(fns, h);
+  if (!a.ok()) Die("attach", a.status());
+  return std::move(*a);
+}
+
+padhook::Attachment MustAttachOne(const void* fn, void* data) {
+  return MustAttach(std::span<const void* const>(&fn, 1), data);
+}
+
+// The state a benchmark runs in; destroying it detaches everything.
+struct World {
+  std::vector<padhook::Attachment> clients;     // on leaf_hooked
+  padhook::Attachment others_100k;              // one client on 100,000 functions
+  std::vector<padhook::Attachment> others_100;  // 100 clients on 100 other functions
+  int data[128] = {};
+
+  World(int clients_on_leaf, bool with_100k, bool with_100_clients) {
+    if (with_100k) {
+      std::vector<const void*> fns;
+      for (size_t i = 0; i < many_fn_count; ++i) fns.push_back(reinterpret_cast<const void*>(many_fn_at(i)));
+      others_100k = MustAttach(fns, &data[126]);
+    }
+    if (with_100_clients) {
+      for (size_t i = 0; i < 100; ++i) {
+        others_100.push_back(MustAttachOne(reinterpret_cast<const void*>(many_fn_at(i * 997 % many_fn_count)),
+                                           &data[127]));
+      }
+    }
+    for (int i = 0; i < clients_on_leaf; ++i) {
+      clients.push_back(MustAttachOne(reinterpret_cast<const void*>(&leaf_hooked), &data[i % 100]));
+    }
+  }
+};
+
+// leaf_cycled: attached and detached once, so its site holds the patcher's NOP.
+// Done only for that state: the first patch in a module converts every g++
+// NOP run of the module, which would make unpatched_fresh unfresh (the
+// benchmark registers unpatched_fresh before every state that attaches).
+void CycleOnce() {
+  static bool done = false;
+  if (done) return;
+  done = true;
+  int d = 0;
+  padhook::Attachment a = MustAttachOne(reinterpret_cast<const void*>(&leaf_cycled), &d);
+  if (padhook::Status s = a.Detach(); !s.ok()) Die("detach", s);
+}
+
+struct State {
+  const char* name;
+  int (*fn)(int);
+  int clients;
+  bool with_100k;
+  bool with_100_clients;
+};
+
+const State kStates[] = {
+    {"uninstrumented", leaf_plain, 0, false, false},
+    {"unpatched_fresh", leaf_fresh, 0, false, false},
+    {"unpatched", leaf_cycled, 0, false, false},
+    {"clients/1", leaf_hooked, 1, false, false},
+    {"clients/2", leaf_hooked, 2, false, false},
+    {"clients/10", leaf_hooked, 10, false, false},
+    {"clients/100", leaf_hooked, 100, false, false},
+    {"one_client/others_100k", leaf_hooked, 1, true, false},
+    {"one_client/other_clients_100", leaf_hooked, 1, false, true},
+    {"one_client/both", leaf_hooked, 1, true, true},
+};
+
+constexpr long kInner = 1000;
+
+// The world of the last state run, kept while Google Benchmark calls Run again
+// for the same state (it does several times per repetition): attaching
+// 100,000 functions for every call would dominate the run time.
+std::unique_ptr<World> g_world;
+const State* g_world_state = nullptr;
+
+void Run(benchmark::State& state, const State* s) {
+  if (s->fn == leaf_cycled) CycleOnce();
+  if (g_world_state != s) {
+    g_world.reset();  // detach the previous state's clients first
+    g_world = std::make_unique<World>(s->clients, s->with_100k, s->with_100_clients);
+    g_world_state = s;
+  }
+  benchmark::DoNotOptimize(bench_call_loop(s->fn, kInner));  // warm
+  for (auto _ : state) benchmark::DoNotOptimize(bench_call_loop(s->fn, kInner));
+  state.counters["ns_per_call"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * kInner), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+int CountMode(const std::string& name, long calls) {
+  for (const State& s : kStates) {
+    if (name != s.name) continue;
+    if (s.fn == leaf_cycled) CycleOnce();
+    World world(s.clients, s.with_100k, s.with_100_clients);
+    benchmark::DoNotOptimize(bench_call_loop(s.fn, 1000));  // warm (first-call work: thread record)
+    // Under callgrind --instr-atstart=no the set-up above runs uninstrumented
+    // (attaching 100,000 functions is slow under valgrind); --toggle-collect
+    // then counts only the loop below.
+    CALLGRIND_START_INSTRUMENTATION;
+    benchmark::DoNotOptimize(bench_call_loop(s.fn, calls));
+    std::printf("calls %ld\n", calls);
+    return 0;
+  }
+  std::fprintf(stderr, "unknown state %s; states:", name.c_str());
+  for (const State& s : kStates) std::fprintf(stderr, " %s", s.name);
+  std::fprintf(stderr, "\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 4 && std::strcmp(argv[1], "--count") == 0) return CountMode(argv[2], std::atol(argv[3]));
+  for (const State& s : kStates) benchmark::RegisterBenchmark(s.name, Run, &s);
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  return 0;
+}
