@@ -112,16 +112,21 @@ void Cold(const std::string& mode, size_t n) {
               mode.c_str(), n, attach_ns / 1e3, detach_ns / 1e3, attach_ns / n, detach_ns / n);
 }
 
-void Steady(const std::string& mode, size_t n, int reps) {
-  const std::vector<const void*> fns = Batch(n);
-  (void)Round(fns);  // cold round, untimed
+// One untimed warm-up round, then `reps` timed attach+detach rounds: the
+// attach and detach summaries.
+std::pair<Summary, Summary> MeasureRounds(const std::vector<const void*>& fns, int reps) {
+  (void)Round(fns);
   std::vector<double> att, det;
   for (int r = 0; r < reps; ++r) {
     const auto [a, d] = Round(fns);
     att.push_back(a);
     det.push_back(d);
   }
-  const Summary sa = Summarize(att), sd = Summarize(det);
+  return {Summarize(att), Summarize(det)};
+}
+
+void Steady(const std::string& mode, size_t n, int reps) {
+  const auto [sa, sd] = MeasureRounds(Batch(n), reps);
   std::printf("steady mode %s batch %zu reps %d attach_us %.1f attach_min_us %.1f attach_max_us %.1f "
               "detach_us %.1f detach_min_us %.1f detach_max_us %.1f attach_ns_per_fn %.1f detach_ns_per_fn %.1f\n",
               mode.c_str(), n, reps, sa.median / 1e3, sa.min / 1e3, sa.max / 1e3, sd.median / 1e3,
@@ -130,15 +135,8 @@ void Steady(const std::string& mode, size_t n, int reps) {
 
 void Single(const std::string& mode, int reps) {
   // A function no batch above starts with, so the batch runs do not warm it.
-  const std::vector<const void*> fns = {reinterpret_cast<const void*>(many_fn_at(many_fn_count - 1))};
-  (void)Round(fns);
-  std::vector<double> att, det;
-  for (int r = 0; r < reps; ++r) {
-    const auto [a, d] = Round(fns);
-    att.push_back(a);
-    det.push_back(d);
-  }
-  const Summary sa = Summarize(att), sd = Summarize(det);
+  const auto [sa, sd] =
+      MeasureRounds({reinterpret_cast<const void*>(many_fn_at(many_fn_count - 1))}, reps);
   std::printf("single mode %s reps %d attach_us %.2f attach_min_us %.2f attach_max_us %.2f "
               "detach_us %.2f detach_min_us %.2f detach_max_us %.2f\n",
               mode.c_str(), reps, sa.median / 1e3, sa.min / 1e3, sa.max / 1e3, sd.median / 1e3, sd.min / 1e3,
