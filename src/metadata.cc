@@ -69,18 +69,13 @@
 #include <new>
 
 #include "arch.h"
+#include "format.h"
 #include "metadata_inline.h"
 #include "padhook/text_writer.h"
 #include "sync/grace_period.h"
 
 namespace padhook {
 namespace {
-
-std::string AddressText(uintptr_t address) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "0x%" PRIxPTR, address);
-  return buf;
-}
 
 std::string Describe(const Function& f) { return f.name + " at " + AddressText(f.entry); }
 
@@ -250,89 +245,20 @@ Status MetadataTable::CheckUsable(const Function& function) {
 }
 
 Result<MetaEntry*> MetadataTable::Get(const Function& function) {
-  if (Status usable = CheckUsable(function); !usable.ok()) return usable;  // G1
-  std::lock_guard<std::mutex> lock(mutex_);
-  // G2
-  const Slot slot = ReadSlot(function.entry);
-  uint32_t index;
-  if (arch::DecodeMetaSlot(slot, &index)) {
-    MetaEntry* base = g_base.load(std::memory_order_relaxed);
-    if (base != nullptr && index < g_capacity.load(std::memory_order_relaxed) &&
-        base[index].function.load(std::memory_order_relaxed) == function.entry) {
-      ++base[index].users;
-      return &base[index];
-    }
-    return Status(Errc::kUnexpectedBytes,
-                  Describe(function) + ": its padding holds an index padhook did not write (" +
-                      std::to_string(index) + ")");
-  }
-  if (slot != EmptySlot()) {
-    return Status(Errc::kUnexpectedBytes,
-                  Describe(function) + ": its padding holds bytes padhook did not write");
-  }
-  // G3
-  Result<uint32_t> allocated = AllocateIndexLocked();
-  if (!allocated.ok()) return allocated.status();
-  index = *allocated;
-  // G4
-  MetaEntry* entry = g_base.load(std::memory_order_relaxed) + index;
-  entry->users = 1;
-  entry->index = index;
-  entry->data.store(nullptr, std::memory_order_relaxed);
-  entry->function.store(function.entry, std::memory_order_release);
-  // G5
-  if (Status held = HoldModuleLocked(function); !held.ok()) {
-    entry->function.store(0, std::memory_order_release);
-    entry->users = 0;
-    free_.push_back(index);
-    return held;
-  }
-  // G6
-  const auto writes = SlotWrites(function.entry, EmptySlot(), IndexSlot(index));
-  if (Status written = TextWriter::Process().Apply(writes); !written.ok()) {
-    entry->function.store(0, std::memory_order_release);
-    entry->users = 0;
-    free_.push_back(index);  // never published
-    ReleaseModuleLocked(function);
-    return written;
-  }
-  ++live_;
-  return entry;
+  const Function* one = &function;
+  Result<std::vector<MetaEntry*>> entries = GetMany({&one, 1});
+  if (!entries.ok()) return entries.status();
+  return entries->front();
 }
 
 Status MetadataTable::Put(const Function& function) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  // P1
-  uint32_t index;
-  MetaEntry* base = g_base.load(std::memory_order_relaxed);
-  if (!arch::DecodeMetaSlot(ReadSlot(function.entry), &index) || base == nullptr ||
-      index >= g_capacity.load(std::memory_order_relaxed) ||
-      base[index].function.load(std::memory_order_relaxed) != function.entry ||
-      base[index].users == 0) {
-    return Status(Errc::kNotFound, Describe(function) + " has no metadata entry");
-  }
-  MetaEntry* entry = &base[index];
-  // P2
-  if (--entry->users > 0) return Status::Ok();
-  // P3
-  const auto writes = SlotWrites(function.entry, IndexSlot(index), EmptySlot());
-  if (Status written = TextWriter::Process().Apply(writes); !written.ok()) {
-    ++entry->users;  // rolled back: the index is still published and valid
-    return written;
-  }
-  // P4
-  entry->data.store(nullptr, std::memory_order_relaxed);
-  entry->function.store(0, std::memory_order_release);
-  // P5
-  retired_.push_back({index, sync::RetireCookie()});
-  --live_;
-  ReleaseModuleLocked(function);
-  return Status::Ok();
+  const Function* one = &function;
+  return PutMany({&one, 1});
 }
 
-// The batch forms follow G1..G6 and P1..P5 for every function, with the
-// writes of all functions in one TextWriter batch (every index before its
-// opcode, every opcode before its index on the way back).
+// G1..G6 and P1..P5 for every function of a batch, with the writes of all
+// functions in one TextWriter batch (every index before its opcode, every
+// opcode before its index on the way back). Get and Put are batches of one.
 // `functions` must not repeat a function (attach de-duplicates its list).
 Result<std::vector<MetaEntry*>> MetadataTable::GetMany(std::span<const Function* const> functions) {
   for (const Function* f : functions) {
@@ -370,7 +296,8 @@ Result<std::vector<MetaEntry*>> MetadataTable::GetMany(std::span<const Function*
       }
       undo(i);
       return Status(Errc::kUnexpectedBytes,
-                    Describe(function) + ": its padding holds an index padhook did not write");
+                    Describe(function) + ": its padding holds an index padhook did not write (" +
+                        std::to_string(index) + ")");
     }
     if (slot != EmptySlot()) {
       undo(i);

@@ -1,6 +1,8 @@
 // TextWriter: the guarantees are numbered at the top of padhook/text_writer.h.
 #include "padhook/text_writer.h"
 
+#include "format.h"
+
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -32,12 +34,6 @@ std::string Hex(const uint8_t* bytes, size_t n) {
     s += buf;
   }
   return s;
-}
-
-std::string AddressText(uintptr_t address) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "0x%" PRIxPTR, address);
-  return buf;
 }
 
 // One store when size and alignment allow (guarantee 3), else a byte copy.

@@ -225,7 +225,9 @@ TEST_P(PatchStressTest, ExactCountsWhileAttachingAndDetaching) {
   EXPECT_GE(epochs, 20u);
   EXPECT_GE(checked_windows, 20 * n);  // exactly-once was checked on many real windows
   const patch::PatcherStats stats = patch::Stats();
-  if (GetParam() == WriteMode::kFast) EXPECT_GT(stats.single_store_sites, 0u);
+  if (GetParam() == WriteMode::kFast) {
+    EXPECT_GT(stats.single_store_sites, 0u);
+  }
   EXPECT_GT(stats.breakpoint_sites, 0u);  // the odd layout (and strict mode) use int3
   EXPECT_EQ(stats.stop_the_world, 1u);    // g++ NOP runs: converted once for the module
   std::printf("epochs %lu, calls %lu, windows checked %lu, int3 hits %lu, threads moved %lu\n",

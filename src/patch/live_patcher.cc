@@ -79,7 +79,9 @@
 #include <thread>
 
 #include "arch.h"
+#include "format.h"
 #include "padhook/text_writer.h"
+#include "sync/grace_period.h"
 
 extern "C" void padhook_trampoline();
 
@@ -93,12 +95,6 @@ std::mutex g_patch_mutex;  // serializes ChangeSites, stub creation, conversions
 PatcherStats g_stats;      // under g_patch_mutex, except the atomics below
 std::atomic<uint64_t> g_breakpoint_hits{0};
 std::atomic<uint64_t> g_chained_traps{0};
-
-std::string Hex(uintptr_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "0x%" PRIxPTR, v);
-  return buf;
-}
 
 uintptr_t SiteOf(const Function& f) { return f.entry + f.site.landing_pad; }
 
@@ -128,12 +124,7 @@ void SyncCores() {
   if (registered && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) == 0) {
     return;
   }
-  // Without membarrier: an mprotect of a touched page sends a TLB-shootdown
-  // IPI to every CPU running this process; returning from it serializes.
-  static void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  *static_cast<volatile char*>(page) = 1;
-  mprotect(page, 4096, PROT_READ);
-  mprotect(page, 4096, PROT_READ | PROT_WRITE);
+  sync::InterruptAllCpus();  // without membarrier: an IPI to every CPU is serializing
 }
 
 // ---- Stubs within reach of each module ----------------------------------------
@@ -187,7 +178,7 @@ Result<uintptr_t> MakeStubNear(uintptr_t low, uintptr_t high) {
       return at;
     }
   }
-  return Status(Errc::kOutOfMemory, "no free page within call reach of " + Hex(low) + "-" + Hex(high));
+  return Status(Errc::kOutOfMemory, "no free page within call reach of " + AddressText(low) + "-" + AddressText(high));
 }
 
 Result<uintptr_t> CallTargetLocked(const Function& function) {
@@ -454,19 +445,6 @@ Status ConvertNopRunsLocked(const std::vector<const Function*>& functions) {
 
 }  // namespace
 
-Result<uintptr_t> CallTargetFor(const Function& function) {
-  std::lock_guard<std::mutex> lock(g_patch_mutex);
-  return CallTargetLocked(function);
-}
-
-bool IsPatched(const Function& function) {
-  std::lock_guard<std::mutex> lock(g_patch_mutex);
-  Result<uintptr_t> target = CallTargetLocked(function);
-  if (!target.ok()) return false;
-  Bytes call;
-  return arch::EncodeCall(SiteOf(function), *target, call) && ReadSite(SiteOf(function)) == call;
-}
-
 Status ChangeSites(std::span<const SiteChange> changes) {
   std::lock_guard<std::mutex> lock(g_patch_mutex);
   ++g_stats.batches;
@@ -484,7 +462,7 @@ Status ChangeSites(std::span<const SiteChange> changes) {
   for (const SiteChange& c : changes) {
     const Function& f = *c.function;
     if (f.site.kind != SiteKind::kSingleNop && f.site.kind != SiteKind::kNopRun) {
-      return Status(Errc::kUnexpectedBytes, f.name + " at " + Hex(f.entry) + ": " + arch::DescribeSite(f.site));
+      return Status(Errc::kUnexpectedBytes, f.name + " at " + AddressText(f.entry) + ": " + arch::DescribeSite(f.site));
     }
     Result<uintptr_t> target = CallTargetLocked(f);
     if (!target.ok()) return target.status();

@@ -23,13 +23,6 @@ struct SiteChange {
 // per module, with every other thread stopped (ConvertNopRuns).
 Status ChangeSites(std::span<const SiteChange> changes);
 
-// The address a patched site calls for `function` (the stub within reach of
-// its module), creating the stub page on first use.
-Result<uintptr_t> CallTargetFor(const Function& function);
-
-// True when `function`'s site currently holds padhook's call.
-bool IsPatched(const Function& function);
-
 // Statistics for tests and benchmarks.
 struct PatcherStats {
   uint64_t batches = 0;

@@ -128,6 +128,8 @@ void ResetAfterFork() {
 void InitOnce() {
   pthread_key_create(&g_exit_key, ReleaseRecord);
   pthread_atfork(nullptr, nullptr, ResetAfterFork);
+  g_fence_page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (g_fence_page != MAP_FAILED) *static_cast<volatile char*>(g_fence_page) = 1;
   if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0) {
     g_fence.store(Fence::kMembarrier, std::memory_order_release);
     return;
@@ -135,8 +137,6 @@ void InitOnce() {
   // Fallback for kernels without membarrier: changing the protection of a
   // page this process has touched makes the kernel interrupt every CPU that
   // runs this process (TLB shootdown); the interrupt is a full barrier there.
-  g_fence_page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (g_fence_page != MAP_FAILED) *static_cast<volatile char*>(g_fence_page) = 1;
   g_fence.store(Fence::kMprotect, std::memory_order_release);
 }
 
@@ -147,12 +147,7 @@ void AsymmetricFence() {
     return;
   }
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (g_fence_page != nullptr && g_fence_page != MAP_FAILED) {
-    mprotect(g_fence_page, 4096, PROT_READ);
-    *static_cast<volatile char*>(g_fence_page);
-    mprotect(g_fence_page, 4096, PROT_READ | PROT_WRITE);
-    *static_cast<volatile char*>(g_fence_page) = 1;
-  }
+  InterruptAllCpus();
 }
 
 // Sleeps a little longer each time: a reader on the other CPU needs the CPU
@@ -191,6 +186,15 @@ ThreadRecord* RegisterThisThread() noexcept {
 }
 
 }  // namespace internal
+
+void InterruptAllCpus() {
+  std::call_once(g_init_once, InitOnce);
+  if (g_fence_page == nullptr || g_fence_page == MAP_FAILED) return;
+  mprotect(g_fence_page, 4096, PROT_READ);
+  *static_cast<volatile char*>(g_fence_page);
+  mprotect(g_fence_page, 4096, PROT_READ | PROT_WRITE);
+  *static_cast<volatile char*>(g_fence_page) = 1;
+}
 
 Status Synchronize() {
   if (InReadSection()) {

@@ -139,6 +139,12 @@ Status Synchronize();
 uint64_t RetireCookie() noexcept;
 bool GraceElapsed(uint64_t cookie) noexcept;
 
+// Makes the kernel interrupt every CPU currently running this process
+// (mprotect of a touched page: TLB shootdown IPIs). Returning from the
+// interrupt is a full barrier and serializes the CPU there: the fallback for
+// both membarrier commands padhook uses.
+void InterruptAllCpus();
+
 // Statistics, for tests and benchmarks.
 uint64_t GracePeriodsCompleted() noexcept;
 // Sum of ThreadRecord::skipped over all threads.
