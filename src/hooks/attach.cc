@@ -54,7 +54,7 @@
 #include <vector>
 
 #include "arch.h"
-#include "hooks/call_frame.h"
+#include "hooks/handler_block.h"
 #include "metadata_inline.h"
 #include "padhook/hooks.h"
 #include "padhook/metadata.h"
@@ -63,49 +63,7 @@
 
 namespace padhook {
 
-namespace internal {
-
-struct AttachmentState {
-  Hooks hooks;
-  std::shared_ptr<const FunctionTable::Snapshot> snapshot;  // keeps `functions` valid
-  std::vector<const Function*> functions;
-};
-
-}  // namespace internal
-
 namespace {
-
-struct HandlerSlot {
-  padhook_handler on_entry;
-  padhook_handler on_exit;
-  void* user_data;
-  const internal::AttachmentState* owner;
-};
-
-struct HandlerBlock {
-  uint32_t count;
-  uint32_t refs;  // functions whose entry points here; under g_attach_mutex
-  HandlerSlot slots[1];  // really `count`
-
-  static HandlerBlock* Make(const HandlerBlock* old, const internal::AttachmentState* add,
-                            const internal::AttachmentState* remove) {
-    std::vector<HandlerSlot> slots;
-    if (old != nullptr) {
-      for (uint32_t i = 0; i < old->count; ++i) {
-        if (old->slots[i].owner != remove) slots.push_back(old->slots[i]);
-      }
-    }
-    if (add != nullptr) slots.push_back({add->hooks.on_entry, add->hooks.on_exit, add->hooks.user_data, add});
-    if (slots.empty()) return nullptr;
-    void* mem = ::operator new(sizeof(HandlerBlock) + sizeof(HandlerSlot) * slots.size());
-    auto* block = static_cast<HandlerBlock*>(mem);
-    block->count = static_cast<uint32_t>(slots.size());
-    block->refs = 0;
-    std::copy(slots.begin(), slots.end(), block->slots);
-    return block;
-  }
-  static void Free(HandlerBlock* block) { ::operator delete(block); }
-};
 
 // Replaces blocks for one attach or detach batch. Functions that had the same
 // block get the same new block, so attaching one client to n functions
@@ -146,28 +104,21 @@ class BlockSwap {
   std::vector<HandlerBlock*> released_;
 };
 
-std::mutex g_attach_mutex;  // serializes attach and detach
+std::mutex g_attach_mutex;             // serializes attach and detach
 std::vector<HandlerBlock*> g_retired;  // under g_attach_mutex; freed after a grace period
-
-HandlerBlock* BlockOf(const MetaEntry* e) { return static_cast<HandlerBlock*>(e->data.load(std::memory_order_acquire)); }
 
 void FreeRetiredLocked() {
   for (HandlerBlock* b : g_retired) HandlerBlock::Free(b);
   g_retired.clear();
 }
 
-thread_local uint64_t tls_tid __attribute__((tls_model("initial-exec"))) = 0;
-
 }  // namespace
-
-uint64_t CurrentThreadId() {
-  if (tls_tid == 0) tls_tid = static_cast<uint64_t>(syscall(SYS_gettid));
-  return tls_tid;
-}
 
 Attachment::~Attachment() { (void)Detach(); }
 
-Attachment::Attachment(Attachment&& other) noexcept : state_(other.state_) { other.state_ = nullptr; }
+Attachment::Attachment(Attachment&& other) noexcept : state_(other.state_) {
+  other.state_ = nullptr;
+}
 
 Attachment& Attachment::operator=(Attachment&& other) noexcept {
   if (this != &other) {
@@ -198,9 +149,10 @@ Result<Attachment> AttachFunctions(std::span<const Function* const> requested, c
   state->functions.assign(requested.begin(), requested.end());
   std::sort(state->functions.begin(), state->functions.end(),
             [](const Function* a, const Function* b) { return a->entry < b->entry; });
-  state->functions.erase(std::unique(state->functions.begin(), state->functions.end(),
-                                     [](const Function* a, const Function* b) { return a->entry == b->entry; }),
-                         state->functions.end());
+  state->functions.erase(
+      std::unique(state->functions.begin(), state->functions.end(),
+                  [](const Function* a, const Function* b) { return a->entry == b->entry; }),
+      state->functions.end());
 
   std::lock_guard<std::mutex> lock(g_attach_mutex);
   MetadataTable& table = MetadataTable::Process();
@@ -247,8 +199,8 @@ Status Attachment::Detach() {
   }
   swap.Commit(&g_retired);
   Status status = patch::ChangeSites(changes);  // D2
-  (void)sync::Synchronize();                     // D3
-  FreeRetiredLocked();                           // D4
+  (void)sync::Synchronize();                    // D3
+  FreeRetiredLocked();                          // D4
   if (!status.ok()) {
     // The handlers are gone (D1, D3); the sites stay patched and keep their
     // metadata, running the trampoline with no handler.
@@ -310,41 +262,14 @@ Result<Attachment> AttachAddress(const void* function, const Hooks& hooks) {
 
 Result<Attachment> AttachName(std::string_view name, const Hooks& hooks) {
   auto snapshot = FreshSnapshot();
-  return AttachList(snapshot->FindByName(name), hooks, snapshot, "name '" + std::string(name) + "'");
+  return AttachList(snapshot->FindByName(name), hooks, snapshot,
+                    "name '" + std::string(name) + "'");
 }
 
 Result<Attachment> AttachGlob(std::string_view pattern, const Hooks& hooks) {
   auto snapshot = FreshSnapshot();
-  return AttachList(snapshot->FindByGlob(pattern), hooks, snapshot, "pattern '" + std::string(pattern) + "'");
+  return AttachList(snapshot->FindByGlob(pattern), hooks, snapshot,
+                    "pattern '" + std::string(pattern) + "'");
 }
 
 }  // namespace padhook
-
-// The dispatcher: called by the trampoline with the call frame (R1..R4).
-extern "C" __attribute__((visibility("hidden"))) void padhook_dispatch_entry(padhook_call* call) {
-  using namespace padhook;
-  const uintptr_t entry = arch::EntryFromSiteReturn(call->site_return());
-  call->function = entry;
-  sync::ThreadRecord* rec = sync::internal::tls_record;
-  if (__builtin_expect(rec == nullptr, 0)) rec = sync::internal::RegisterThisThread();
-  const uint64_t word = rec->word.load(std::memory_order_relaxed);
-  if (word & sync::kNestingMask) {  // R1: recursion guard
-    rec->skipped.store(rec->skipped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    return;
-  }
-  rec->word.store((sync::internal::g_epoch.load(std::memory_order_acquire) << sync::kEpochShift) | 1,
-                  std::memory_order_relaxed);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (MetaEntry* e = MetadataTableAccess::Lookup(entry)) {  // R2
-    if (const HandlerBlock* block = BlockOf(e)) {
-      for (uint32_t i = 0; i < block->count; ++i) {  // R3
-        const HandlerSlot& slot = block->slots[i];
-        if (slot.on_entry == nullptr) continue;
-        slot.on_entry(call, slot.user_data);
-        if (call->action != kContinue) break;
-      }
-    }
-  }
-  std::atomic_signal_fence(std::memory_order_seq_cst);  // R4
-  rec->word.store(0, std::memory_order_release);
-}
