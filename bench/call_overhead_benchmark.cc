@@ -7,6 +7,8 @@
 //                             canonical 5-byte NOP the patcher restores
 //   clients/N             (c, d) N clients on the leaf, each with an empty
 //                             on_entry handler (N = 1 is state c)
+//   no_vector/N           as clients/N, every client passing
+//                             PADHOOK_HOOKS_NO_VECTOR (xmm0-7 not saved)
 //   one_client/others_100k    (e) one client on the leaf while another client
 //                             is attached to 100,000 other functions
 //   one_client/other_clients_100  (e) one client on the leaf while 100 other
@@ -52,23 +54,25 @@ extern "C" const size_t many_fn_count;
 namespace {
 
 void EmptyHandler(padhook_call*, void*) {}
+__attribute__((target("general-regs-only"))) void EmptyHandlerNoVector(padhook_call*, void*) {}
 
 [[noreturn]] void Die(const char* what, const padhook::Status& s) {
   std::fprintf(stderr, "%s: %s\n", what, s.ToString().c_str());
   std::abort();
 }
 
-padhook::Attachment MustAttach(std::span<const void* const> fns, void* data) {
+padhook::Attachment MustAttach(std::span<const void* const> fns, void* data, bool no_vector = false) {
   padhook::Hooks h;
-  h.on_entry = EmptyHandler;
+  h.on_entry = no_vector ? EmptyHandlerNoVector : EmptyHandler;
   h.user_data = data;
+  h.flags = no_vector ? PADHOOK_HOOKS_NO_VECTOR : 0;
   padhook::Result<padhook::Attachment> a = padhook::AttachAddresses(fns, h);
   if (!a.ok()) Die("attach", a.status());
   return std::move(*a);
 }
 
-padhook::Attachment MustAttachOne(const void* fn, void* data) {
-  return MustAttach(std::span<const void* const>(&fn, 1), data);
+padhook::Attachment MustAttachOne(const void* fn, void* data, bool no_vector = false) {
+  return MustAttach(std::span<const void* const>(&fn, 1), data, no_vector);
 }
 
 // The state a benchmark runs in; destroying it detaches everything.
@@ -78,7 +82,7 @@ struct World {
   std::vector<padhook::Attachment> others_100;  // 100 clients on 100 other functions
   int data[128] = {};
 
-  World(int clients_on_leaf, bool with_100k, bool with_100_clients) {
+  World(int clients_on_leaf, bool with_100k, bool with_100_clients, bool no_vector) {
     if (with_100k) {
       std::vector<const void*> fns;
       for (size_t i = 0; i < many_fn_count; ++i) fns.push_back(reinterpret_cast<const void*>(many_fn_at(i)));
@@ -91,7 +95,8 @@ struct World {
       }
     }
     for (int i = 0; i < clients_on_leaf; ++i) {
-      clients.push_back(MustAttachOne(reinterpret_cast<const void*>(&leaf_hooked), &data[i % 100]));
+      clients.push_back(
+          MustAttachOne(reinterpret_cast<const void*>(&leaf_hooked), &data[i % 100], no_vector));
     }
   }
 };
@@ -115,6 +120,7 @@ struct State {
   int clients;
   bool with_100k;
   bool with_100_clients;
+  bool no_vector = false;
 };
 
 const State kStates[] = {
@@ -128,6 +134,8 @@ const State kStates[] = {
     {"one_client/others_100k", leaf_hooked, 1, true, false},
     {"one_client/other_clients_100", leaf_hooked, 1, false, true},
     {"one_client/both", leaf_hooked, 1, true, true},
+    {"no_vector/1", leaf_hooked, 1, false, false, true},
+    {"no_vector/100", leaf_hooked, 100, false, false, true},
 };
 
 constexpr long kInner = 1000;
@@ -142,7 +150,7 @@ void Run(benchmark::State& state, const State* s) {
   if (s->fn == leaf_cycled) CycleOnce();
   if (g_world_state != s) {
     g_world.reset();  // detach the previous state's clients first
-    g_world = std::make_unique<World>(s->clients, s->with_100k, s->with_100_clients);
+    g_world = std::make_unique<World>(s->clients, s->with_100k, s->with_100_clients, s->no_vector);
     g_world_state = s;
   }
   benchmark::DoNotOptimize(bench_call_loop(s->fn, kInner));  // warm
@@ -155,7 +163,7 @@ int CountMode(const std::string& name, long calls) {
   for (const State& s : kStates) {
     if (name != s.name) continue;
     if (s.fn == leaf_cycled) CycleOnce();
-    World world(s.clients, s.with_100k, s.with_100_clients);
+    World world(s.clients, s.with_100k, s.with_100_clients, s.no_vector);
     benchmark::DoNotOptimize(bench_call_loop(s.fn, 1000));  // warm (first-call work: thread record)
     // Under callgrind --instr-atstart=no the set-up above runs uninstrumented
     // (attaching 100,000 functions is slow under valgrind); --toggle-collect

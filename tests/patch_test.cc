@@ -9,6 +9,7 @@
 // starts with unpatched code: in particular GCC's 1-byte NOP runs are still
 // unconverted when a test starts.
 #include <dlfcn.h>
+#include <execinfo.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -158,7 +159,7 @@ void Record(padhook_call* c, void* data) {
 
 void Count(padhook_call*, void* data) { static_cast<std::atomic<int>*>(data)->fetch_add(1); }
 
-padhook_hooks HooksFor(padhook_handler h, void* data) { return padhook_hooks{h, nullptr, data}; }
+padhook_hooks HooksFor(padhook_handler h, void* data) { return padhook_hooks{h, nullptr, data, 0}; }
 
 // ---- Fixtures -------------------------------------------------------------------
 
@@ -372,6 +373,112 @@ TEST_P(PatchTest, DivertRunsTheReplacementWithTheArguments) {
     EXPECT_EQ(v.original(5), 11);
     EXPECT_EQ(*v.original_runs, runs + 1);
   }
+}
+
+// ---- 4b. Clients stay independent of each other's skip and divert ------------------
+
+void SkipAlways(padhook_call* c, void* data) {
+  static_cast<std::atomic<int>*>(data)->fetch_add(1);
+  padhook_call_skip(c, 777);
+}
+
+TEST_P(PatchTest, EveryClientRunsEvenAfterAnEarlierOneSkips) {
+  const Variant& v = V();
+  std::atomic<int> skipper{0}, counter{0};
+  padhook_hooks skip = HooksFor(SkipAlways, &skipper);
+  padhook_hooks count = HooksFor(Count, &counter);
+  padhook_attachment* a = nullptr;
+  padhook_attachment* b = nullptr;
+  ASSERT_EQ(padhook_attach_address(Addr(v.fault_prone), &skip, &a), PADHOOK_OK) << padhook_last_error();
+  ASSERT_EQ(padhook_attach_address(Addr(v.fault_prone), &count, &b), PADHOOK_OK) << padhook_last_error();
+  const int runs = *v.fault_prone_runs;
+  EXPECT_EQ(v.fault_prone(2), 777);
+  EXPECT_EQ(v.fault_prone(3), 777);
+  EXPECT_EQ(*v.fault_prone_runs, runs) << "the body ran";
+  EXPECT_EQ(skipper.load(), 2);
+  EXPECT_EQ(counter.load(), 2) << "the second client did not see calls the first one skipped";
+  ASSERT_EQ(padhook_detach(a), PADHOOK_OK) << padhook_last_error();
+  EXPECT_EQ(v.fault_prone(2), 7);
+  EXPECT_EQ(counter.load(), 3);
+  ASSERT_EQ(padhook_detach(b), PADHOOK_OK) << padhook_last_error();
+}
+
+// ---- 4c. Vector registers ------------------------------------------------------------
+
+// A client that promises not to touch vector registers: the trampoline then
+// does not save xmm0-7, and the function must still get its doubles.
+__attribute__((target("general-regs-only"))) void CountNoVector(padhook_call*, void* data) {
+  __atomic_fetch_add(static_cast<int*>(data), 1, __ATOMIC_RELAXED);
+}
+
+// A client that makes no promise and clobbers every argument register.
+void ClobberVectors(padhook_call*, void* data) {
+  ++*static_cast<int*>(data);
+  asm volatile(
+      "xorps %%xmm0, %%xmm0\n xorps %%xmm1, %%xmm1\n xorps %%xmm2, %%xmm2\n xorps %%xmm3, %%xmm3\n"
+      "xorps %%xmm4, %%xmm4\n xorps %%xmm5, %%xmm5\n xorps %%xmm6, %%xmm6\n xorps %%xmm7, %%xmm7" ::
+          : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7");
+}
+
+TEST_P(PatchTest, VectorRegistersAreSavedUnlessEveryClientPromisesNotToTouchThem) {
+  const Variant& v = V();
+  int quiet = 0, loud = 0;
+  padhook_hooks no_vector = {CountNoVector, nullptr, &quiet, PADHOOK_HOOKS_NO_VECTOR};
+  padhook_hooks clobber = HooksFor(ClobberVectors, &loud);
+  padhook_attachment* a = nullptr;
+  padhook_attachment* b = nullptr;
+  ASSERT_EQ(padhook_attach_address(Addr(v.scale), &no_vector, &a), PADHOOK_OK) << padhook_last_error();
+  EXPECT_EQ(v.scale(2.5, -3.0), -7.5);
+  EXPECT_EQ(v.vsum(1 | (2 << 8), 1, 1.5, 2.0), 1 + 3);
+  EXPECT_EQ(quiet, 1);
+  ASSERT_EQ(padhook_attach_address(Addr(v.scale), &clobber, &b), PADHOOK_OK) << padhook_last_error();
+  EXPECT_EQ(v.scale(2.5, -3.0), -7.5) << "xmm0/xmm1 were not restored";
+  EXPECT_EQ(quiet, 2);
+  EXPECT_EQ(loud, 1);
+  ASSERT_EQ(padhook_detach(a), PADHOOK_OK) << padhook_last_error();
+  EXPECT_EQ(v.scale(4.0, 0.5), 2.0);
+  EXPECT_EQ(loud, 2);
+  ASSERT_EQ(padhook_detach(b), PADHOOK_OK) << padhook_last_error();
+}
+
+// ---- 4d. Unwinding through the trampoline ----------------------------------------------
+
+struct WalkData {
+  uintptr_t function = 0;     // the hooked function's entry
+  bool skip = false;          // skip the call before walking
+  int frames_in_function = 0; // frames whose pc lies in the first bytes of the function
+  int depth = 0;
+};
+
+void WalkStack(padhook_call* c, void* data) {
+  auto* d = static_cast<WalkData*>(data);
+  if (d->skip) padhook_call_skip(c, 5);
+  void* pcs[64];
+  d->depth = backtrace(pcs, 64);
+  d->frames_in_function = 0;
+  for (int i = 0; i < d->depth; ++i) {
+    const auto pc = reinterpret_cast<uintptr_t>(pcs[i]);
+    if (pc > d->function && pc <= d->function + 16) ++d->frames_in_function;
+  }
+}
+
+TEST_P(PatchTest, BacktraceFromAHandlerWalksThroughTheTrampolineToTheCaller) {
+  const Variant& v = V();
+  WalkData d;
+  d.function = reinterpret_cast<uintptr_t>(Addr(v.fault_prone));
+  padhook_hooks hooks = HooksFor(WalkStack, &d);
+  padhook_attachment* a = nullptr;
+  ASSERT_EQ(padhook_attach_address(Addr(v.fault_prone), &hooks, &a), PADHOOK_OK) << padhook_last_error();
+  EXPECT_EQ(v.fault_prone(2), 7);
+  EXPECT_EQ(d.frames_in_function, 1) << "the hooked function is not on the walked stack";
+  // The test's own frames (and main) are below it: the walk got past the
+  // function's frame into its callers.
+  EXPECT_GE(d.depth, 6);
+  d.skip = true;  // continuation = padhook_skip_return: still walkable
+  EXPECT_EQ(v.fault_prone(2), 5);
+  EXPECT_EQ(d.frames_in_function, 0);
+  EXPECT_GE(d.depth, 6);
+  ASSERT_EQ(padhook_detach(a), PADHOOK_OK) << padhook_last_error();
 }
 
 // ---- 5. Arguments -------------------------------------------------------------------
@@ -650,10 +757,10 @@ TEST_P(PatchTest, ErrorsAreReportedWithTheirCodes) {
   const Variant& v = V();
   void* fn = Addr(v.add);
   padhook_attachment* a = nullptr;
-  padhook_hooks with_exit = {Nop, Nop, nullptr};
+  padhook_hooks with_exit = {Nop, Nop, nullptr, 0};
   EXPECT_EQ(padhook_attach_address(fn, &with_exit, &a), PADHOOK_EUNSUPPORTED);
   EXPECT_NE(std::string(padhook_last_error()).find("on_exit"), std::string::npos) << padhook_last_error();
-  padhook_hooks none = {nullptr, nullptr, nullptr};
+  padhook_hooks none = {nullptr, nullptr, nullptr, 0};
   EXPECT_EQ(padhook_attach_address(fn, &none, &a), PADHOOK_EINVAL);
   padhook_hooks hooks = HooksFor(Nop, nullptr);
   EXPECT_EQ(padhook_attach_address(fn, nullptr, &a), PADHOOK_EINVAL);

@@ -28,6 +28,7 @@ struct Hooks {
   padhook_handler on_entry = nullptr;
   padhook_handler on_exit = nullptr;  // not yet supported
   void* user_data = nullptr;
+  uint32_t flags = 0;  // PADHOOK_HOOKS_* (padhook/padhook.h)
 };
 
 namespace internal {

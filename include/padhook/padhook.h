@@ -26,6 +26,10 @@
  *   - A hooked function called from inside a handler (on the same thread) does
  *     not run handlers: padhook skips them to prevent unbounded recursion, and
  *     counts each skip (padhook_recursion_skips).
+ *   - Every client's on_entry runs, in attach order, even when an earlier one
+ *     skipped or diverted the call (clients are independent: a tracer still
+ *     sees a call that a mock answers); when several skip or divert, the last
+ *     one decides.
  *   - Vector registers beyond xmm0-7's low 128 bits are not preserved for the
  *     function: do not hook functions taking __m256/__m512 arguments by value
  *     with handlers that use AVX.
@@ -50,7 +54,16 @@ struct padhook_hooks {
   padhook_handler on_entry; /* runs before the function's body */
   padhook_handler on_exit;  /* not yet supported: attaching with it set fails (-10) */
   void *user_data;          /* passed to both */
+  unsigned flags;           /* PADHOOK_HOOKS_*; 0 when unsure */
 };
+/* The handlers promise not to touch vector registers (no floating point, no
+ * SSE/AVX; build them with -mgeneral-regs-only or
+ * __attribute__((target("general-regs-only")))) and not to use
+ * padhook_call_arg_double / _set_arg_double. While every client on a function
+ * promises this, the trampoline does not save xmm0-7: about 16 instructions
+ * less per call. Breaking the promise corrupts the function's floating-point
+ * arguments. */
+#define PADHOOK_HOOKS_NO_VECTOR 1u
 
 /* Error codes (negative). padhook_strerror names them; padhook_last_error
  * gives the calling thread's last detailed message. */

@@ -29,6 +29,7 @@ padhook::Hooks ToHooks(const padhook_hooks* h) {
   hooks.on_entry = h->on_entry;
   hooks.on_exit = h->on_exit;
   hooks.user_data = h->user_data;
+  hooks.flags = h->flags;
   return hooks;
 }
 
@@ -116,19 +117,19 @@ unsigned padhook_call_vector_count(const padhook_call* c) {
 }
 
 void padhook_call_skip(padhook_call* c, uint64_t return_value) {
-  c->action = padhook::kSkip;
-  c->value = return_value;
-  c->value2 = 0;
+  c->gpr[padhook::kRaxSlot] = return_value;
+  c->gpr[padhook::kRdxSlot] = 0;
+  c->continuation() = reinterpret_cast<uint64_t>(&padhook_skip_return);
 }
 
 void padhook_call_divert(padhook_call* c, void* replacement) {
-  c->action = padhook::kDivert;
-  c->value = reinterpret_cast<uint64_t>(replacement);
+  c->divert_target = reinterpret_cast<uint64_t>(replacement);
+  c->continuation() = reinterpret_cast<uint64_t>(&padhook_divert_return);
 }
 
-uint64_t padhook_call_return_value(const padhook_call* c) { return c->value; }
+uint64_t padhook_call_return_value(const padhook_call* c) { return c->gpr[padhook::kRaxSlot]; }
 
-void padhook_call_set_return_value(padhook_call* c, uint64_t v) { c->value = v; }
+void padhook_call_set_return_value(padhook_call* c, uint64_t v) { c->gpr[padhook::kRaxSlot] = v; }
 
 const char* padhook_strerror(int error) {
   if (error > 0 || error < PADHOOK_EUNSUPPORTED) return "unknown-error";

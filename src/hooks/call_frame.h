@@ -9,29 +9,38 @@
 
 #include "padhook/padhook.h"
 
+// trampoline.S. Continuations a handler may set: skip returns to the
+// function's caller with the frame's rax/rdx; divert jumps to divert_target.
+extern "C" void padhook_skip_return();
+extern "C" void padhook_divert_return();
+
 struct padhook_call {
-  uint64_t gpr[8];  // rdi rsi rdx rcx r8 r9 rax r10
+  uint64_t gpr[8];  // rdi rsi rdx rcx r8 r9 rax r10, restored from here
+  // xmm0-7, restored from here; saved only when a handler on the function may
+  // touch vector registers (PADHOOK_HOOKS_NO_VECTOR): otherwise undefined.
   alignas(16) uint8_t xmm[8][16];
-  uint64_t action;    // padhook::kContinue / kSkip / kDivert
-  uint64_t value;     // skip: rax; divert: target
-  uint64_t value2;    // skip: rdx
-  uint64_t function;  // entry address, filled in by the dispatcher
-  // Above the frame, pushed by the hooked call: the site return address, the
+  uint64_t function;       // entry address of the hooked function
+  uint64_t saved_rbx;      // the trampoline's own
+  uint64_t divert_target;  // padhook_divert_return jumps here
+  uint64_t reserved;
+  // Above the frame, pushed by the hooked call: where the trampoline returns
+  // to (the function's body, or padhook_skip_return, or a replacement), the
   // function's return address, then its stack arguments.
-  uint64_t site_return() const { return reinterpret_cast<const uint64_t*>(this + 1)[0]; }
+  uint64_t& continuation() { return reinterpret_cast<uint64_t*>(this + 1)[0]; }
+  uint64_t continuation() const { return reinterpret_cast<const uint64_t*>(this + 1)[0]; }
   uint64_t return_address() const { return reinterpret_cast<const uint64_t*>(this + 1)[1]; }
   uint64_t* stack_args() { return reinterpret_cast<uint64_t*>(this + 1) + 2; }
   const uint64_t* stack_args() const { return reinterpret_cast<const uint64_t*>(this + 1) + 2; }
 };
 
 namespace padhook {
-inline constexpr uint64_t kContinue = 0, kSkip = 1, kDivert = 2;
 inline constexpr unsigned kRegisterArgs = 6;
+inline constexpr unsigned kRdxSlot = 2;
 inline constexpr unsigned kRaxSlot = 6;
 }  // namespace padhook
 
 static_assert(offsetof(padhook_call, xmm) == 64);
-static_assert(offsetof(padhook_call, action) == 192);
-static_assert(offsetof(padhook_call, value) == 200);
-static_assert(offsetof(padhook_call, value2) == 208);
+static_assert(offsetof(padhook_call, function) == 192);
+static_assert(offsetof(padhook_call, saved_rbx) == 200);
+static_assert(offsetof(padhook_call, divert_target) == 208);
 static_assert(sizeof(padhook_call) == 224, "FRAME in trampoline.S");

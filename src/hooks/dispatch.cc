@@ -1,4 +1,5 @@
-// The dispatcher: the C++ half of the trampoline (R1..R4 of attach.cc).
+// The dispatcher's slow path: the C++ half of the trampoline (R1..R4 of
+// attach.cc; the fast path is in src/arch/x86_64/trampoline.S).
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -21,29 +22,24 @@ uint64_t CurrentThreadId() {
 
 }  // namespace padhook
 
-// The dispatcher: called by the trampoline with the call frame (R1..R4).
-extern "C" __attribute__((visibility("hidden"))) void padhook_dispatch_entry(padhook_call* call) {
+// The slow path of the trampoline (trampoline.S): a thread not registered
+// yet, or a hooked call made inside a read section (from a handler, or from a
+// signal handler that interrupted one). xmm0-7 are saved in the frame.
+extern "C" __attribute__((visibility("hidden"))) void padhook_dispatch_slow(padhook_call* call) {
   using namespace padhook;
-  const uintptr_t entry = arch::EntryFromSiteReturn(call->site_return());
-  call->function = entry;
   sync::ThreadRecord* rec = sync::internal::tls_record;
-  if (__builtin_expect(rec == nullptr, 0)) rec = sync::internal::RegisterThisThread();
+  if (rec == &sync::internal::g_unregistered) rec = sync::internal::RegisterThisThread();
   const uint64_t word = rec->word.load(std::memory_order_relaxed);
-  if (word & sync::kNestingMask) {  // R1: recursion guard
+  if (word & sync::kNestingMask) {  // R1: the recursion guard
     rec->skipped.store(rec->skipped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     return;
   }
-  rec->word.store(
-      (sync::internal::g_epoch.load(std::memory_order_acquire) << sync::kEpochShift) | 1,
-      std::memory_order_relaxed);
+  rec->word.store(padhook_reader_word.load(std::memory_order_acquire), std::memory_order_relaxed);
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (MetaEntry* e = MetadataTableAccess::Lookup(entry)) {  // R2
+  if (MetaEntry* e = MetadataTableAccess::Lookup(call->function)) {  // R2
     if (const HandlerBlock* block = BlockOf(e)) {
-      for (uint32_t i = 0; i < block->count; ++i) {  // R3
-        const HandlerSlot& slot = block->slots[i];
-        if (slot.on_entry == nullptr) continue;
-        slot.on_entry(call, slot.user_data);
-        if (call->action != kContinue) break;
+      for (const EntryCall* c = block->entry_calls(); c->handler != nullptr; ++c) {  // R3
+        c->handler(call, c->user_data);
       }
     }
   }

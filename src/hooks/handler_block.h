@@ -28,6 +28,7 @@ struct AttachmentState {
 };
 }  // namespace internal
 
+// One client's handlers on this function.
 struct HandlerSlot {
   padhook_handler on_entry;
   padhook_handler on_exit;
@@ -35,31 +36,74 @@ struct HandlerSlot {
   const internal::AttachmentState* owner;
 };
 
+// What the trampoline's fast path calls on entry, in attach order.
+struct EntryCall {
+  padhook_handler handler;
+  void* user_data;
+};
+
+// Block flags (read by the trampoline: keep in sync with trampoline.S).
+inline constexpr uint32_t kBlockNeedsVector = 1;  // some handler may touch vector registers
+
+// trampoline.S: does nothing. The entry call of a block whose clients have no
+// on_entry, so that every block has at least one (the trampoline's loop then
+// needs no test before its first call).
+extern "C" void padhook_no_entry_handler(padhook_call*, void*);
+
+// Layout, one allocation (offsets are read by trampoline.S):
+//    0  flags, count, refs, reserved          (4 x uint32_t)
+//   16  EntryCall entry_calls[]   the slots' non-null on_entry (at least one:
+//                                 padhook_no_entry_handler if none), then {null, null}
+//    .  HandlerSlot slots[count]  every client, in attach order
 struct HandlerBlock {
+  uint32_t flags;
   uint32_t count;
-  uint32_t refs;         // functions whose entry points here; under g_attach_mutex
-  HandlerSlot slots[1];  // really `count`
+  uint32_t refs;  // functions whose entry points here; under g_attach_mutex
+  uint32_t reserved;
+
+  EntryCall* entry_calls() { return reinterpret_cast<EntryCall*>(this + 1); }
+  const EntryCall* entry_calls() const { return reinterpret_cast<const EntryCall*>(this + 1); }
+  HandlerSlot* slots() { return reinterpret_cast<HandlerSlot*>(entry_calls() + count + 1); }
+  const HandlerSlot* slots() const {
+    return reinterpret_cast<const HandlerSlot*>(entry_calls() + count + 1);
+  }
 
   static HandlerBlock* Make(const HandlerBlock* old, const internal::AttachmentState* add,
                             const internal::AttachmentState* remove) {
     std::vector<HandlerSlot> slots;
+    std::vector<uint32_t> slot_flags;
     if (old != nullptr) {
       for (uint32_t i = 0; i < old->count; ++i) {
-        if (old->slots[i].owner != remove) slots.push_back(old->slots[i]);
+        const HandlerSlot& s = old->slots()[i];
+        if (s.owner != remove) slots.push_back(s);
       }
     }
-    if (add != nullptr)
+    if (add != nullptr) {
       slots.push_back({add->hooks.on_entry, add->hooks.on_exit, add->hooks.user_data, add});
+    }
     if (slots.empty()) return nullptr;
-    void* mem = ::operator new(sizeof(HandlerBlock) + sizeof(HandlerSlot) * slots.size());
+    const size_t count = slots.size();
+    // entry_calls: at most `count` handlers (or the no-entry one) and the terminator.
+    void* mem = ::operator new(sizeof(HandlerBlock) + sizeof(EntryCall) * (count + 1) +
+                               sizeof(HandlerSlot) * count);
     auto* block = static_cast<HandlerBlock*>(mem);
-    block->count = static_cast<uint32_t>(slots.size());
+    block->flags = 0;
+    block->count = static_cast<uint32_t>(count);
     block->refs = 0;
-    std::copy(slots.begin(), slots.end(), block->slots);
+    block->reserved = 0;
+    EntryCall* call = block->entry_calls();
+    for (const HandlerSlot& s : slots) {
+      if ((s.owner->hooks.flags & PADHOOK_HOOKS_NO_VECTOR) == 0) block->flags |= kBlockNeedsVector;
+      if (s.on_entry != nullptr) *call++ = {s.on_entry, s.user_data};
+    }
+    if (call == block->entry_calls()) *call++ = {padhook_no_entry_handler, nullptr};
+    while (call != block->entry_calls() + count + 1) *call++ = {nullptr, nullptr};
+    std::copy(slots.begin(), slots.end(), block->slots());
     return block;
   }
   static void Free(HandlerBlock* block) { ::operator delete(block); }
 };
+static_assert(sizeof(HandlerBlock) == 16 && sizeof(EntryCall) == 16);
 
 inline HandlerBlock* BlockOf(const MetaEntry* e) {
   return static_cast<HandlerBlock*>(e->data.load(std::memory_order_acquire));

@@ -11,11 +11,18 @@
 #include <cerrno>
 #include <mutex>
 
+std::atomic<uint64_t> padhook_reader_word{(1u << padhook::sync::kEpochShift) | 1};
+// The same variable under a name that binds inside libpadhook, for trampoline.S.
+extern "C" __attribute__((alias("padhook_reader_word"), visibility("hidden")))
+std::atomic<uint64_t> padhook_reader_word_local;
+
 namespace padhook::sync {
 namespace internal {
 
 std::atomic<uint64_t> g_epoch{1};
-constinit thread_local ThreadRecord* tls_record __attribute__((tls_model("initial-exec"))) = nullptr;
+ThreadRecord g_unregistered{1};
+constinit thread_local ThreadRecord* tls_record __attribute__((tls_model("initial-exec"))) =
+    &g_unregistered;
 
 }  // namespace internal
 
@@ -112,7 +119,7 @@ void ReleaseRecord(void* arg) {
   // The thread is exiting: whatever it was reading, it is done with it.
   rec->word.store(0, std::memory_order_release);
   rec->in_use.store(false, std::memory_order_release);
-  if (tls_record == rec) tls_record = nullptr;
+  if (tls_record == rec) tls_record = &internal::g_unregistered;
   PushFree(rec);
 }
 
@@ -202,6 +209,7 @@ Status Synchronize() {
   }
   std::lock_guard<std::mutex> lock(g_sync_mutex);
   const uint64_t target = g_epoch.fetch_add(1, std::memory_order_seq_cst) + 1;  // W2
+  padhook_reader_word.store((target << kEpochShift) | 1, std::memory_order_seq_cst);
   AsymmetricFence();                                                             // W3
   const uint32_t claimed = g_records_claimed.load(std::memory_order_acquire);
   for (uint32_t i = 0; i < claimed; ++i) {  // W4

@@ -14,8 +14,19 @@
 // Shared state, who writes it, who reads it
 //
 //   g_epoch                 written by Synchronize (fetch_add, seq_cst, under
-//                           g_sync_mutex); read by readers at their outermost
-//                           ReadEnter (acquire) and by RetireCookie.
+//                           g_sync_mutex); read by RetireCookie.
+//   padhook_reader_word     (g_epoch << 16) | 1: the word an outermost ReadEnter
+//                           stores, precomputed so the trampoline's read-section
+//                           entry is one load and one store. Written by
+//                           Synchronize right after g_epoch (seq_cst, same
+//                           lock); read by readers (acquire: a plain load in the
+//                           trampoline). A reader that reads a stale (older)
+//                           word only makes the writer wait for it longer.
+//   tls_record              this thread's record; &g_unregistered until the
+//                           thread's first read section registers it. The
+//                           unregistered record's word claims "inside a
+//                           section", so the trampoline's single nesting test
+//                           also catches unregistered threads (slow path).
 //   g_completed             written by Synchronize at its end (release); read by
 //                           GraceElapsed (acquire). Every reader that started
 //                           with an epoch < g_completed has left its section.
@@ -36,7 +47,7 @@
 //   R1. rec = this thread's record (first use: take one from the registry;
 //       async-signal-safe: no lock, no malloc).
 //   R2. ReadEnter: w = rec->word; rec->word = nesting(w) ? w + 1
-//                                            : (g_epoch << 16) | 1;   (one store)
+//                                            : padhook_reader_word;   (one store)
 //   R3. read shared pointers; use what they point to.
 //   R4. ReadExit:  w = rec->word; rec->word = nesting(w) == 1 ? 0 : w - 1. (one
 //       store, release: the reads of R3 complete before it is visible)
@@ -46,15 +57,15 @@
 //
 // Writer (Synchronize, serialized by g_sync_mutex):
 //   W1. (caller) unpublish: make the old object unreachable with a store.
-//   W2. target = ++g_epoch (seq_cst).
+//   W2. target = ++g_epoch; padhook_reader_word = (target << 16) | 1 (seq_cst).
 //   W3. AsymmetricFence(): membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) makes
 //       every running thread of this process execute a full barrier (a thread
 //       not running passes one when it is switched in). So for each reader,
 //       either its R2 store is visible to W4, or its R3 loads happen after the
 //       barrier and see W1.
 //   W4. wait until every record is outside a section (nesting 0) or entered
-//       with epoch >= target (it loaded g_epoch after W2, so after W1: it
-//       cannot hold the old object). Waiting sleeps; it never spins on a
+//       with epoch >= target (it loaded the reader word after W2, so after
+//       W1: it cannot hold the old object). Waiting sleeps; it never spins on a
 //       2-CPU machine.
 //   W5. g_completed = target (release).
 //
@@ -71,6 +82,10 @@
 #include <cstdint>
 
 #include "padhook/status.h"
+
+// The word an outermost ReadEnter stores (see the table above). C linkage: the
+// trampoline reads it directly (through a hidden alias, without the GOT).
+extern "C" std::atomic<uint64_t> padhook_reader_word;
 
 namespace padhook::sync {
 
@@ -90,6 +105,9 @@ inline constexpr int kEpochShift = 16;
 // Internal state that the inline reader needs. Do not touch directly.
 namespace internal {
 extern std::atomic<uint64_t> g_epoch;
+// What tls_record points at before the thread registers: word == 1 (nesting
+// 1, epoch 0), never written, never scanned by Synchronize.
+extern ThreadRecord g_unregistered;
 // constinit: no dynamic initialization, so no TLS wrapper call on each access.
 extern constinit thread_local ThreadRecord* tls_record __attribute__((tls_model("initial-exec")));
 ThreadRecord* RegisterThisThread() noexcept;  // slow path of R1
@@ -97,11 +115,9 @@ ThreadRecord* RegisterThisThread() noexcept;  // slow path of R1
 
 inline void ReadEnter() noexcept {
   ThreadRecord* rec = internal::tls_record;
-  if (__builtin_expect(rec == nullptr, 0)) rec = internal::RegisterThisThread();
+  if (__builtin_expect(rec == &internal::g_unregistered, 0)) rec = internal::RegisterThisThread();
   const uint64_t w = rec->word.load(std::memory_order_relaxed);
-  rec->word.store((w & kNestingMask)
-                      ? w + 1
-                      : (internal::g_epoch.load(std::memory_order_acquire) << kEpochShift) | 1,
+  rec->word.store((w & kNestingMask) ? w + 1 : padhook_reader_word.load(std::memory_order_acquire),
                   std::memory_order_relaxed);
   // Keep the compiler from hoisting R3's loads above R2; the hardware side
   // is the writer's membarrier (W3).
@@ -118,7 +134,7 @@ inline void ReadExit() noexcept {
 // True when this thread is inside a read section.
 inline bool InReadSection() noexcept {
   ThreadRecord* rec = internal::tls_record;
-  return rec != nullptr && (rec->word.load(std::memory_order_relaxed) & kNestingMask) != 0;
+  return rec != &internal::g_unregistered && (rec->word.load(std::memory_order_relaxed) & kNestingMask) != 0;
 }
 
 class ReadSection {

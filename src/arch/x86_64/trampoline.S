@@ -2,10 +2,10 @@
 //
 // How a hooked call gets here
 //   A patched function's entry holds `call <stub>`; the stub (placed within
-//   rel32 reach of the module, see patch/stub_pages.cc) holds
+//   rel32 reach of the module, see patch/live_patcher.cc) holds
 //   `jmp *padhook_trampoline`. So on entry:
 //
-//     [rsp]      site return: the address right after the entry's call, i.e.
+//     [rsp]      continuation: the address right after the entry's call, i.e.
 //                where the function's body starts
 //     [rsp+8]    the function's own return address (into its caller)
 //     [rsp+16]   the function's stack arguments, if any
@@ -17,109 +17,249 @@
 //     rdi rsi rdx rcx r8 r9   integer arguments
 //     rax                     al = vector registers used by a variadic call
 //     r10                     static chain (GNU C nested functions)
-//     xmm0-xmm7               floating-point/vector arguments (low 128 bits)
+//     rbx rbp r12-r15 rsp     callee-saved (the handlers are C functions)
+//     xmm0-xmm7               floating-point/vector arguments (low 128 bits),
+//                             saved only when a handler on the function may
+//                             touch them (block flag kBlockNeedsVector, i.e.
+//                             some client did not pass PADHOOK_HOOKS_NO_VECTOR)
 //   Clobbered: r11 (scratch at a call boundary, no ABI meaning at entry),
 //     flags. xmm8-15 and the upper halves of ymm/zmm registers are caller-saved
 //     and are NOT preserved: a function taking __m256/__m512 arguments by value
 //     must not be hooked by handlers that use AVX.
-//   Deviations from a normal function: it returns either into the function's
-//   body (continue), or straight to the function's caller (skip: rax/rdx set),
-//   or jumps to a replacement with the original arguments (divert).
+//   The trampoline ends with `ret` to the continuation: the function's body
+//   (continue), padhook_skip_return (skip: returns to the function's caller
+//   with the frame's rax/rdx), or padhook_divert_return (divert: jumps to the
+//   replacement with the frame's arguments).
 //
-// The call frame (struct CallFrame in src/hooks/dispatch.h; keep in sync):
-//     0   rdi rsi rdx rcx r8 r9 rax r10     (8 x 8)
+// The call frame (struct padhook_call in src/hooks/call_frame.h; keep in sync):
+//     0   rdi rsi rdx rcx r8 r9 rax r10     (8 x 8, pushed)
 //    64   xmm0 .. xmm7                      (8 x 16, 16-byte aligned)
-//   192   action      0 continue, 1 skip, 2 divert
-//   200   value       skip: rax; divert: target
-//   208   value2      skip: rdx
+//   192   function      entry address of the hooked function
+//   200   saved rbx     (the handler loop's cursor lives in rbx)
+//   208   divert target (read by padhook_divert_return from the red zone)
 //   216   (padding)
-//   224   site return  \ pushed by the hooked call, not part of the frame
+//   224   continuation \ pushed by the hooked call, not part of the frame
 //   232   return addr  /
+//
+// Fast path, all in this file (R1..R4 of src/hooks/attach.cc):
+//   R1. Read section: if this thread's record word has nesting bits set
+//       (nested call from a handler or signal handler, or a thread not
+//       registered yet: its record is the never-written g_unregistered), take
+//       the slow path. Otherwise store padhook_reader_word into it.
+//   R2. Metadata from the padding: index < capacity, owner == entry
+//       (a thread may arrive here long after its site was unpatched: what the
+//       padding names is validated, never trusted). Null block: nothing to run.
+//   R3. Call each EntryCall of the block, in order, with (frame, user_data).
+//       (A block always has at least one: padhook_no_entry_handler when no
+//       client has an on_entry, so the loop needs no test before its first call.)
+//   R4. Store 0 into the record word (leaves the read section).
+//   Slow path: save xmm0-7 and call padhook_dispatch_slow (dispatch.cc), the
+//   same steps in C++ plus registration and the recursion count.
 //
 // CFI: every rsp change is described, and the return address this frame
 // returns to is the function's body, whose own CFI says "nothing pushed yet",
-// so debuggers and unwinders walk trampoline -> function -> caller.
+// so debuggers and unwinders walk trampoline -> function -> caller. The skip
+// and divert continuations have their own FDEs that say the same.
 
 #define FRAME 224
-#define ACTION 192
-#define VALUE 200
-#define VALUE2 208
+#define XMM 64
+#define FUNCTION 192
+#define SAVED_RBX 200
+#define DIVERT_TARGET 208
+#define BLOCK_FLAGS 0
+#define BLOCK_ENTRY_CALLS 16
+#define NEEDS_VECTOR 1
+#define META_SHIFT 6
+#define META_DATA 8
+#define ENDBR64 0xFA1E0FF3
+#define TLS_RECORD _ZN7padhook4sync8internal10tls_recordE
+#define META_CAPACITY _ZN7padhook13MetadataTable10g_capacityE
+#define META_BASE _ZN7padhook13MetadataTable6g_baseE
+
+  .macro SAVE_XMM
+  movaps %xmm0, XMM+0(%rsp)
+  movaps %xmm1, XMM+16(%rsp)
+  movaps %xmm2, XMM+32(%rsp)
+  movaps %xmm3, XMM+48(%rsp)
+  movaps %xmm4, XMM+64(%rsp)
+  movaps %xmm5, XMM+80(%rsp)
+  movaps %xmm6, XMM+96(%rsp)
+  movaps %xmm7, XMM+112(%rsp)
+  .endm
+
+  .macro RESTORE_XMM
+  movaps XMM+0(%rsp), %xmm0
+  movaps XMM+16(%rsp), %xmm1
+  movaps XMM+32(%rsp), %xmm2
+  movaps XMM+48(%rsp), %xmm3
+  movaps XMM+64(%rsp), %xmm4
+  movaps XMM+80(%rsp), %xmm5
+  movaps XMM+96(%rsp), %xmm6
+  movaps XMM+112(%rsp), %xmm7
+  .endm
+
+  // R3 and R4; expects rbx = the block (it has at least one entry call).
+  // Clobbers everything caller-saved.
+  .macro RUN_ENTRY_CALLS
+  add $BLOCK_ENTRY_CALLS, %rbx
+1:
+  mov %rsp, %rdi
+  mov 8(%rbx), %rsi
+  call *(%rbx)
+  add $16, %rbx
+  cmpq $0, (%rbx)
+  jne 1b
+  mov TLS_RECORD@gottpoff(%rip), %rcx
+  mov %fs:(%rcx), %rcx
+  movq $0, (%rcx)
+  .endm
 
   .text
   .globl padhook_trampoline
   .type padhook_trampoline, @function
-  .hidden padhook_dispatch_entry
+  .hidden padhook_dispatch_slow
+  .hidden padhook_reader_word_local
   .p2align 4
 padhook_trampoline:
   .cfi_startproc
   endbr64
-  sub $FRAME, %rsp
-  .cfi_def_cfa_offset (FRAME + 8)
-  mov %rdi, 0(%rsp)
-  mov %rsi, 8(%rsp)
-  mov %rdx, 16(%rsp)
-  mov %rcx, 24(%rsp)
-  mov %r8, 32(%rsp)
-  mov %r9, 40(%rsp)
-  mov %rax, 48(%rsp)
-  mov %r10, 56(%rsp)
-  movaps %xmm0, 64(%rsp)
-  movaps %xmm1, 80(%rsp)
-  movaps %xmm2, 96(%rsp)
-  movaps %xmm3, 112(%rsp)
-  movaps %xmm4, 128(%rsp)
-  movaps %xmm5, 144(%rsp)
-  movaps %xmm6, 160(%rsp)
-  movaps %xmm7, 176(%rsp)
-  movq $0, ACTION(%rsp)
-  mov %rsp, %rdi
-  call padhook_dispatch_entry
-  movaps 64(%rsp), %xmm0
-  movaps 80(%rsp), %xmm1
-  movaps 96(%rsp), %xmm2
-  movaps 112(%rsp), %xmm3
-  movaps 128(%rsp), %xmm4
-  movaps 144(%rsp), %xmm5
-  movaps 160(%rsp), %xmm6
-  movaps 176(%rsp), %xmm7
-  mov 0(%rsp), %rdi
-  mov 8(%rsp), %rsi
-  mov 16(%rsp), %rdx
-  mov 24(%rsp), %rcx
-  mov 32(%rsp), %r8
-  mov 40(%rsp), %r9
-  mov 48(%rsp), %rax
-  mov 56(%rsp), %r10
-  mov ACTION(%rsp), %r11
-  test %r11, %r11
-  jnz 1f
-  // Continue: return into the function's body.
-  .cfi_remember_state
-  add $FRAME, %rsp
-  .cfi_def_cfa_offset 8
-  ret
-  .cfi_restore_state
+  sub $(FRAME - 64), %rsp
+  .cfi_adjust_cfa_offset (FRAME - 64)
+  push %r10
+  .cfi_adjust_cfa_offset 8
+  push %rax
+  .cfi_adjust_cfa_offset 8
+  push %r9
+  .cfi_adjust_cfa_offset 8
+  push %r8
+  .cfi_adjust_cfa_offset 8
+  push %rcx
+  .cfi_adjust_cfa_offset 8
+  push %rdx
+  .cfi_adjust_cfa_offset 8
+  push %rsi
+  .cfi_adjust_cfa_offset 8
+  push %rdi
+  .cfi_adjust_cfa_offset 8
+  mov %rbx, SAVED_RBX(%rsp)
+  .cfi_offset %rbx, SAVED_RBX - FRAME - 8
+  // The function's entry: the site is the 5 bytes before the continuation,
+  // right after endbr64 if the function starts with one. (The 4 bytes before
+  // a plain site are the metadata index, below 2^22: never endbr64.)
+  mov FRAME(%rsp), %rdi
+  sub $5, %rdi
+  cmpl $ENDBR64, -4(%rdi)
+  jne 1f
+  sub $4, %rdi
 1:
-  cmp $1, %r11
-  jne 2f
-  // Skip: return the handler's value straight to the function's caller.
-  mov VALUE(%rsp), %rax
-  mov VALUE2(%rsp), %rdx
-  // Dropping the site return leaves the stack as at the function's entry:
-  // CFA = rsp + 8 and the return address is the caller's.
+  mov %rdi, FUNCTION(%rsp)
+  // R1.
+  mov TLS_RECORD@gottpoff(%rip), %rcx
+  mov %fs:(%rcx), %rcx
+  testw $0xFFFF, (%rcx)
+  jnz .Lslow
+  mov padhook_reader_word_local(%rip), %rax
+  mov %rax, (%rcx)
+  // R2. No need to check the slot's opcode: whatever the 4 bytes before
+  // the entry hold (an index, NOPs, a torn index), an index below capacity
+  // names an entry whose owner is checked, and x86 does not reorder the two
+  // loads (the writer set the owner before it wrote the index).
+  mov -4(%rdi), %eax
+  mov META_CAPACITY@GOTPCREL(%rip), %rdx
+  cmp (%rdx), %eax
+  jae .Lleave
+  shl $META_SHIFT, %rax
+  mov META_BASE@GOTPCREL(%rip), %rdx
+  add (%rdx), %rax
+  cmp %rdi, (%rax)
+  jne .Lleave
+  mov META_DATA(%rax), %rbx
+  test %rbx, %rbx
+  jz .Lleave
+  testl $NEEDS_VECTOR, BLOCK_FLAGS(%rbx)
+  jnz .Lvector
+  RUN_ENTRY_CALLS
+.Lrestore:
+  mov SAVED_RBX(%rsp), %rbx
   .cfi_remember_state
-  add $(FRAME + 8), %rsp
-  .cfi_def_cfa_offset 8
+  .cfi_restore %rbx
+  pop %rdi
+  .cfi_adjust_cfa_offset -8
+  pop %rsi
+  .cfi_adjust_cfa_offset -8
+  pop %rdx
+  .cfi_adjust_cfa_offset -8
+  pop %rcx
+  .cfi_adjust_cfa_offset -8
+  pop %r8
+  .cfi_adjust_cfa_offset -8
+  pop %r9
+  .cfi_adjust_cfa_offset -8
+  pop %rax
+  .cfi_adjust_cfa_offset -8
+  pop %r10
+  .cfi_adjust_cfa_offset -8
+  add $(FRAME - 64), %rsp
+  .cfi_adjust_cfa_offset -(FRAME - 64)
   ret
   .cfi_restore_state
-2:
-  // Divert: run the replacement with the original (or rewritten) arguments;
-  // it returns to the function's caller.
-  mov VALUE(%rsp), %r11
-  add $(FRAME + 8), %rsp
-  .cfi_def_cfa_offset 8
-  jmp *%r11
+.Lleave:
+  // R2 found nothing to run: leave the read section.
+  mov TLS_RECORD@gottpoff(%rip), %rcx
+  mov %fs:(%rcx), %rcx
+  movq $0, (%rcx)
+  jmp .Lrestore
+.Lvector:
+  SAVE_XMM
+  RUN_ENTRY_CALLS
+  RESTORE_XMM
+  jmp .Lrestore
+.Lslow:
+  SAVE_XMM
+  mov %rsp, %rdi
+  call padhook_dispatch_slow
+  RESTORE_XMM
+  jmp .Lrestore
   .cfi_endproc
   .size padhook_trampoline, . - padhook_trampoline
+
+// The entry call of a block whose clients have no on_entry.
+  .globl padhook_no_entry_handler
+  .hidden padhook_no_entry_handler
+  .type padhook_no_entry_handler, @function
+  .p2align 4
+padhook_no_entry_handler:
+  .cfi_startproc
+  endbr64
+  ret
+  .cfi_endproc
+  .size padhook_no_entry_handler, . - padhook_no_entry_handler
+
+// Skip: the trampoline returned here instead of into the function's body;
+// rsp points at the function's return address and rax/rdx hold the handler's
+// value. The nop keeps (padhook_skip_return - 1), which unwinders look up for
+// a return address, inside this FDE.
+  .globl padhook_skip_return
+  .type padhook_skip_return, @function
+  .p2align 4
+  .cfi_startproc
+  nop
+padhook_skip_return:
+  ret
+  .cfi_endproc
+  .size padhook_skip_return, . - padhook_skip_return
+
+// Divert: as skip, but continue in the replacement, with the arguments as the
+// handlers left them. Its address is in the popped frame's divert slot, 24
+// bytes below rsp: inside the red zone, so no signal handler has overwritten it.
+  .globl padhook_divert_return
+  .type padhook_divert_return, @function
+  .p2align 4
+  .cfi_startproc
+  nop
+padhook_divert_return:
+  jmp *-(FRAME + 8 - DIVERT_TARGET)(%rsp)
+  .cfi_endproc
+  .size padhook_divert_return, . - padhook_divert_return
 
   .section .note.GNU-stack, "", @progbits
