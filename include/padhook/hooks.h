@@ -26,7 +26,7 @@ namespace padhook {
 
 struct Hooks {
   padhook_handler on_entry = nullptr;
-  padhook_handler on_exit = nullptr;  // not yet supported
+  padhook_handler on_exit = nullptr;
   void* user_data = nullptr;
   uint32_t flags = 0;  // PADHOOK_HOOKS_* (padhook/padhook.h)
 };

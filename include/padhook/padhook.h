@@ -52,7 +52,7 @@ typedef void (*padhook_handler)(padhook_call *call, void *user_data);
 
 struct padhook_hooks {
   padhook_handler on_entry; /* runs before the function's body */
-  padhook_handler on_exit;  /* not yet supported: attaching with it set fails (-10) */
+  padhook_handler on_exit;  /* runs when the function returns (or is unwound) */
   void *user_data;          /* passed to both */
   unsigned flags;           /* PADHOOK_HOOKS_*; 0 when unsure */
 };
@@ -112,9 +112,28 @@ unsigned padhook_call_vector_count(const padhook_call *c);
 void padhook_call_skip(padhook_call *c, uint64_t return_value);
 /* On entry: run `replacement` instead, with the (possibly rewritten) arguments. */
 void padhook_call_divert(padhook_call *c, void *replacement);
-/* On exit (with exit handlers): the value returned, and replacing it. */
+/* On exit: the value returned (rax; xmm0 for the double form), and replacing it. */
 uint64_t padhook_call_return_value(const padhook_call *c);
 void padhook_call_set_return_value(padhook_call *c, uint64_t v);
+double padhook_call_return_double(const padhook_call *c);
+void padhook_call_set_return_double(padhook_call *c, double v);
+/* Nonzero in an on_exit handler. */
+int padhook_call_is_exit(const padhook_call *c);
+/* Nonzero in an on_exit handler delivered because the function's frame was
+ * unwound (exception, longjmp, thread exit) instead of returning; the return
+ * value is then meaningless. Delivered when padhook notices: at the next
+ * hooked call or return of the thread, or at thread exit. */
+int padhook_call_is_unwound(const padhook_call *c);
+/* CLOCK_MONOTONIC ns of this event: the entry (in on_entry) or the return (in
+ * on_exit). Taken on first request, once per event, shared by all clients. */
+uint64_t padhook_call_timestamp(padhook_call *c);
+/* In on_exit: the timestamp of the call's entry (the one on_entry handlers
+ * saw), so duration = padhook_call_timestamp(c) - padhook_call_entry_time(c).
+ * In on_entry: the same as padhook_call_timestamp. */
+uint64_t padhook_call_entry_time(padhook_call *c);
+/* Calls whose exit could not be promised (a thread's shadow stack was full:
+ * more than ~350,000 hooked calls with exit handlers nested). */
+uint64_t padhook_exits_lost(void);
 
 const char *padhook_strerror(int error);
 const char *padhook_last_error(void);  /* detail of this thread's last failed call */

@@ -55,6 +55,7 @@
 
 #include "arch.h"
 #include "hooks/handler_block.h"
+#include "hooks/shadow_stack.h"
 #include "metadata_inline.h"
 #include "padhook/hooks.h"
 #include "padhook/metadata.h"
@@ -136,9 +137,7 @@ Result<Attachment> AttachFunctions(std::span<const Function* const> requested, c
   if (hooks.on_entry == nullptr && hooks.on_exit == nullptr) {
     return Status(Errc::kInvalidArgument, "no handler given (on_entry and on_exit are both null)");
   }
-  if (hooks.on_exit != nullptr) {
-    return Status(Errc::kUnsupported, "exit handlers are not available yet (on_exit must be null)");
-  }
+  if (hooks.on_exit != nullptr) EnsureShadowKey();  // before any call can push a shadow frame
   if (requested.empty()) return Status(Errc::kNotFound, "no function to attach to");
   if (sync::InReadSection()) {
     return Status(Errc::kBusy, "attach called from inside a handler");

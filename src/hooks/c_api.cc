@@ -3,6 +3,7 @@
 #include <string>
 
 #include "hooks/call_frame.h"
+#include "hooks/shadow_stack.h"
 #include "padhook/hooks.h"
 #include "padhook/padhook.h"
 #include "sync/grace_period.h"
@@ -77,7 +78,8 @@ int padhook_attach_addresses(void* const* functions, size_t count, const padhook
 int padhook_detach(padhook_attachment* a) {
   if (a == nullptr) return PADHOOK_EINVAL;
   padhook::Status status = a->attachment.Detach();
-  if (status.code() == padhook::Errc::kBusy) return Fail(status);  // still attached: caller may retry
+  if (status.code() == padhook::Errc::kBusy)
+    return Fail(status);  // still attached: caller may retry
   delete a;
   return status.ok() ? PADHOOK_OK : Fail(status);
 }
@@ -86,7 +88,9 @@ size_t padhook_attachment_size(const padhook_attachment* a) { return a ? a->atta
 
 void* padhook_call_function(const padhook_call* c) { return reinterpret_cast<void*>(c->function); }
 
-void* padhook_call_caller(const padhook_call* c) { return reinterpret_cast<void*>(c->return_address()); }
+void* padhook_call_caller(const padhook_call* c) {
+  return reinterpret_cast<void*>(c->return_address());
+}
 
 uint64_t padhook_call_thread(const padhook_call*) { return padhook::CurrentThreadId(); }
 
@@ -123,13 +127,40 @@ void padhook_call_skip(padhook_call* c, uint64_t return_value) {
 }
 
 void padhook_call_divert(padhook_call* c, void* replacement) {
-  c->divert_target = reinterpret_cast<uint64_t>(replacement);
+  c->divert_target_or_entry_time = reinterpret_cast<uint64_t>(replacement);
   c->continuation() = reinterpret_cast<uint64_t>(&padhook_divert_return);
 }
 
 uint64_t padhook_call_return_value(const padhook_call* c) { return c->gpr[padhook::kRaxSlot]; }
 
 void padhook_call_set_return_value(padhook_call* c, uint64_t v) { c->gpr[padhook::kRaxSlot] = v; }
+
+double padhook_call_return_double(const padhook_call* c) { return padhook_call_arg_double(c, 0); }
+
+void padhook_call_set_return_double(padhook_call* c, double v) {
+  padhook_call_set_arg_double(c, 0, v);
+}
+
+int padhook_call_is_exit(const padhook_call* c) { return (c->stamp & padhook::kStampExit) != 0; }
+
+int padhook_call_is_unwound(const padhook_call* c) {
+  return (c->stamp & padhook::kStampUnwound) != 0;
+}
+
+uint64_t padhook_call_timestamp(padhook_call* c) {
+  uint64_t t = c->stamp & padhook::kStampTimeMask;
+  if (t == 0) {
+    t = padhook::NowNs() & padhook::kStampTimeMask;
+    c->stamp |= t;
+  }
+  return t;
+}
+
+uint64_t padhook_call_entry_time(padhook_call* c) {
+  return padhook_call_is_exit(c) ? c->divert_target_or_entry_time : padhook_call_timestamp(c);
+}
+
+uint64_t padhook_exits_lost(void) { return padhook::ExitsLost(); }
 
 const char* padhook_strerror(int error) {
   if (error > 0 || error < PADHOOK_EUNSUPPORTED) return "unknown-error";

@@ -19,9 +19,15 @@ struct padhook_call {
   // xmm0-7, restored from here; saved only when a handler on the function may
   // touch vector registers (PADHOOK_HOOKS_NO_VECTOR): otherwise undefined.
   alignas(16) uint8_t xmm[8][16];
-  uint64_t function;       // entry address of the hooked function
-  uint64_t saved_rbx;      // the trampoline's own
-  uint64_t divert_target;  // padhook_divert_return jumps here
+  uint64_t function;   // entry address of the hooked function
+  uint64_t saved_rbx;  // the trampoline's own
+  // Entry: padhook_divert_return jumps here. Exit: the call's entry time (ns).
+  uint64_t divert_target_or_entry_time;
+  // Bits 0..61: this event's time in ns, taken on first request (0: not yet).
+  // Bit 63: an exit frame; bit 62: an exit delivered because the frame was
+  // unwound (exception, longjmp, thread exit), not returned from.
+  uint64_t stamp;
+  const void* block;  // entry, when the block has exit handlers: the block
   uint64_t reserved;
   // Above the frame, pushed by the hooked call: where the trampoline returns
   // to (the function's body, or padhook_skip_return, or a replacement), the
@@ -34,6 +40,9 @@ struct padhook_call {
 };
 
 namespace padhook {
+inline constexpr uint64_t kStampExit = 1ull << 63;
+inline constexpr uint64_t kStampUnwound = 1ull << 62;
+inline constexpr uint64_t kStampTimeMask = (1ull << 62) - 1;
 inline constexpr unsigned kRegisterArgs = 6;
 inline constexpr unsigned kRdxSlot = 2;
 inline constexpr unsigned kRaxSlot = 6;
@@ -42,5 +51,7 @@ inline constexpr unsigned kRaxSlot = 6;
 static_assert(offsetof(padhook_call, xmm) == 64);
 static_assert(offsetof(padhook_call, function) == 192);
 static_assert(offsetof(padhook_call, saved_rbx) == 200);
-static_assert(offsetof(padhook_call, divert_target) == 208);
-static_assert(sizeof(padhook_call) == 224, "FRAME in trampoline.S");
+static_assert(offsetof(padhook_call, divert_target_or_entry_time) == 208);
+static_assert(offsetof(padhook_call, stamp) == 216);
+static_assert(offsetof(padhook_call, block) == 224);
+static_assert(sizeof(padhook_call) == 240, "FRAME in trampoline.S");

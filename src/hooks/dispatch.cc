@@ -6,6 +6,7 @@
 #include "arch.h"
 #include "hooks/call_frame.h"
 #include "hooks/handler_block.h"
+#include "hooks/shadow_stack.h"
 #include "metadata_inline.h"
 #include "sync/grace_period.h"
 
@@ -40,6 +41,10 @@ extern "C" __attribute__((visibility("hidden"))) void padhook_dispatch_slow(padh
     if (const HandlerBlock* block = BlockOf(e)) {
       for (const EntryCall* c = block->entry_calls(); c->handler != nullptr; ++c) {  // R3
         c->handler(call, c->user_data);
+      }
+      if (block->flags & kBlockHasExit) {
+        call->block = block;
+        padhook_exit_push(call);
       }
     }
   }

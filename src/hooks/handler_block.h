@@ -23,6 +23,10 @@ namespace internal {
 // One client's attachment (what padhook::Attachment owns).
 struct AttachmentState {
   Hooks hooks;
+  // Attach order, taken under the attach mutex when the attachment's first
+  // block is made (HandlerBlock::Make); 0 before. Exit handlers use it to
+  // tell clients that saw a call's entry from clients attached since.
+  mutable uint64_t seq = 0;
   std::shared_ptr<const FunctionTable::Snapshot> snapshot;  // keeps `functions` valid
   std::vector<const Function*> functions;
 };
@@ -44,6 +48,7 @@ struct EntryCall {
 
 // Block flags (read by the trampoline: keep in sync with trampoline.S).
 inline constexpr uint32_t kBlockNeedsVector = 1;  // some handler may touch vector registers
+inline constexpr uint32_t kBlockHasExit = 2;      // some client has an on_exit
 
 // trampoline.S: does nothing. The entry call of a block whose clients have no
 // on_entry, so that every block has at least one (the trampoline's loop then
@@ -52,7 +57,8 @@ extern "C" void padhook_no_entry_handler(padhook_call*, void*);
 
 // Layout, one allocation (offsets are read by trampoline.S):
 //    0  flags, count, refs, reserved          (4 x uint32_t)
-//   16  EntryCall entry_calls[]   the slots' non-null on_entry (at least one:
+//   16  max_seq, reserved2                    (2 x uint64_t)
+//   32  EntryCall entry_calls[]   the slots' non-null on_entry (at least one:
 //                                 padhook_no_entry_handler if none), then {null, null}
 //    .  HandlerSlot slots[count]  every client, in attach order
 struct HandlerBlock {
@@ -60,6 +66,11 @@ struct HandlerBlock {
   uint32_t count;
   uint32_t refs;  // functions whose entry points here; under g_attach_mutex
   uint32_t reserved;
+  // The highest AttachmentState::seq among the clients: a call that entered
+  // with this block owes exits exactly to the clients (still attached when it
+  // returns) whose seq is at most this.
+  uint64_t max_seq;
+  uint64_t reserved2;
 
   EntryCall* entry_calls() { return reinterpret_cast<EntryCall*>(this + 1); }
   const EntryCall* entry_calls() const { return reinterpret_cast<const EntryCall*>(this + 1); }
@@ -78,6 +89,8 @@ struct HandlerBlock {
         if (s.owner != remove) slots.push_back(s);
       }
     }
+    static uint64_t next_seq = 0;  // under the attach mutex, like every Make
+    if (add != nullptr && add->seq == 0) add->seq = ++next_seq;
     if (add != nullptr) {
       slots.push_back({add->hooks.on_entry, add->hooks.on_exit, add->hooks.user_data, add});
     }
@@ -91,9 +104,13 @@ struct HandlerBlock {
     block->count = static_cast<uint32_t>(count);
     block->refs = 0;
     block->reserved = 0;
+    block->max_seq = 0;
+    block->reserved2 = 0;
     EntryCall* call = block->entry_calls();
     for (const HandlerSlot& s : slots) {
       if ((s.owner->hooks.flags & PADHOOK_HOOKS_NO_VECTOR) == 0) block->flags |= kBlockNeedsVector;
+      if (s.on_exit != nullptr) block->flags |= kBlockHasExit;
+      block->max_seq = std::max(block->max_seq, s.owner->seq);
       if (s.on_entry != nullptr) *call++ = {s.on_entry, s.user_data};
     }
     if (call == block->entry_calls()) *call++ = {padhook_no_entry_handler, nullptr};
@@ -103,7 +120,7 @@ struct HandlerBlock {
   }
   static void Free(HandlerBlock* block) { ::operator delete(block); }
 };
-static_assert(sizeof(HandlerBlock) == 16 && sizeof(EntryCall) == 16);
+static_assert(sizeof(HandlerBlock) == 32 && sizeof(EntryCall) == 16);
 
 inline HandlerBlock* BlockOf(const MetaEntry* e) {
   return static_cast<HandlerBlock*>(e->data.load(std::memory_order_acquire));

@@ -36,10 +36,13 @@
 //    64   xmm0 .. xmm7                      (8 x 16, 16-byte aligned)
 //   192   function      entry address of the hooked function
 //   200   saved rbx     (the handler loop's cursor lives in rbx)
-//   208   divert target (read by padhook_divert_return from the red zone)
-//   216   (padding)
-//   224   continuation \ pushed by the hooked call, not part of the frame
-//   232   return addr  /
+//   208   divert target (read by padhook_divert_return from the red zone);
+//                       in exit frames: the call's entry time
+//   216   stamp         event time, taken on first request; exit/unwound bits
+//   224   block         (blocks with exit handlers) the block the entry used
+//   232   (padding)
+//   240   continuation \ pushed by the hooked call, not part of the frame
+//   248   return addr  /
 //
 // Fast path, all in this file (R1..R4 of src/hooks/attach.cc):
 //   R1. Read section: if this thread's record word has nesting bits set
@@ -61,14 +64,17 @@
 // so debuggers and unwinders walk trampoline -> function -> caller. The skip
 // and divert continuations have their own FDEs that say the same.
 
-#define FRAME 224
+#define FRAME 240
 #define XMM 64
 #define FUNCTION 192
 #define SAVED_RBX 200
 #define DIVERT_TARGET 208
+#define STAMP 216
+#define BLOCK 224
 #define BLOCK_FLAGS 0
-#define BLOCK_ENTRY_CALLS 16
+#define BLOCK_ENTRY_CALLS 32
 #define NEEDS_VECTOR 1
+#define HAS_EXIT 2
 #define META_SHIFT 6
 #define META_DATA 8
 #define ENDBR64 0xFA1E0FF3
@@ -98,7 +104,7 @@
   movaps XMM+112(%rsp), %xmm7
   .endm
 
-  // R3 and R4; expects rbx = the block (it has at least one entry call).
+  // R3; expects rbx = the block (it has at least one entry call).
   // Clobbers everything caller-saved.
   .macro RUN_ENTRY_CALLS
   add $BLOCK_ENTRY_CALLS, %rbx
@@ -109,6 +115,10 @@
   add $16, %rbx
   cmpq $0, (%rbx)
   jne 1b
+  .endm
+
+  // R4.
+  .macro LEAVE_READ_SECTION
   mov TLS_RECORD@gottpoff(%rip), %rcx
   mov %fs:(%rcx), %rcx
   movq $0, (%rcx)
@@ -118,6 +128,8 @@
   .globl padhook_trampoline
   .type padhook_trampoline, @function
   .hidden padhook_dispatch_slow
+  .hidden padhook_exit_push
+  .hidden padhook_exit_dispatch
   .hidden padhook_reader_word_local
   .p2align 4
 padhook_trampoline:
@@ -153,6 +165,7 @@ padhook_trampoline:
   sub $4, %rdi
 1:
   mov %rdi, FUNCTION(%rsp)
+  movq $0, STAMP(%rsp)
   // R1.
   mov TLS_RECORD@gottpoff(%rip), %rcx
   mov %fs:(%rcx), %rcx
@@ -176,9 +189,10 @@ padhook_trampoline:
   mov META_DATA(%rax), %rbx
   test %rbx, %rbx
   jz .Lleave
-  testl $NEEDS_VECTOR, BLOCK_FLAGS(%rbx)
-  jnz .Lvector
+  testl $(NEEDS_VECTOR | HAS_EXIT), BLOCK_FLAGS(%rbx)
+  jnz .Lspecial
   RUN_ENTRY_CALLS
+  LEAVE_READ_SECTION
 .Lrestore:
   mov SAVED_RBX(%rsp), %rbx
   .cfi_remember_state
@@ -205,13 +219,25 @@ padhook_trampoline:
   .cfi_restore_state
 .Lleave:
   // R2 found nothing to run: leave the read section.
-  mov TLS_RECORD@gottpoff(%rip), %rcx
-  mov %fs:(%rcx), %rcx
-  movq $0, (%rcx)
+  LEAVE_READ_SECTION
   jmp .Lrestore
-.Lvector:
+.Lspecial:
+  testl $HAS_EXIT, BLOCK_FLAGS(%rbx)
+  jnz .Lexit
   SAVE_XMM
   RUN_ENTRY_CALLS
+  LEAVE_READ_SECTION
+  RESTORE_XMM
+  jmp .Lrestore
+.Lexit:
+  // The block has exit handlers: after the entry handlers, E1 of
+  // src/hooks/shadow_stack.h (C++, so xmm0-7 are saved whatever the flags).
+  mov %rbx, BLOCK(%rsp)
+  SAVE_XMM
+  RUN_ENTRY_CALLS
+  mov %rsp, %rdi
+  call padhook_exit_push
+  LEAVE_READ_SECTION
   RESTORE_XMM
   jmp .Lrestore
 .Lslow:
@@ -222,6 +248,44 @@ padhook_trampoline:
   jmp .Lrestore
   .cfi_endproc
   .size padhook_trampoline, . - padhook_trampoline
+
+// The return trampoline: hooked functions whose block has exit handlers
+// return here (E2..E4 of src/hooks/shadow_stack.h). On arrival rsp = retp + 8
+// (the function's `ret` popped its return-address slot) and rax, rdx, xmm0,
+// xmm1 hold its return value. The frame is built so that the real return
+// address goes back into the very slot it came from (frame + FRAME + 8);
+// padhook_exit_dispatch puts it there before any exit handler runs, so from
+// then on the CFI below is the ordinary "return address at CFA - 8".
+// Not preserved for the caller: x87 st0/st1 (long double returns) if an exit
+// handler uses x87, and ymm/zmm upper halves.
+  .globl padhook_return_trampoline
+  .hidden padhook_return_trampoline
+  .type padhook_return_trampoline, @function
+  .p2align 4
+  .cfi_startproc
+  // Until the real return address is back in its slot, unwinders cannot find
+  // the caller from here: say so rather than let them read a wrong one.
+  .cfi_undefined %rip
+  nop
+padhook_return_trampoline:
+  sub $(FRAME + 16), %rsp
+  .cfi_def_cfa_offset (FRAME + 16)
+  .cfi_offset %rip, -8
+  mov %rax, 48(%rsp)
+  mov %rdx, 16(%rsp)
+  movaps %xmm0, XMM(%rsp)
+  movaps %xmm1, XMM+16(%rsp)
+  mov %rsp, %rdi
+  call padhook_exit_dispatch
+  mov 48(%rsp), %rax
+  mov 16(%rsp), %rdx
+  movaps XMM(%rsp), %xmm0
+  movaps XMM+16(%rsp), %xmm1
+  add $(FRAME + 8), %rsp
+  .cfi_def_cfa_offset 8
+  ret
+  .cfi_endproc
+  .size padhook_return_trampoline, . - padhook_return_trampoline
 
 // The entry call of a block whose clients have no on_entry.
   .globl padhook_no_entry_handler
