@@ -9,6 +9,7 @@
 //                             on_entry handler (N = 1 is state c)
 //   no_vector/N           as clients/N, every client passing
 //                             PADHOOK_HOOKS_NO_VECTOR (xmm0-7 not saved)
+//   entry_exit/1          one client with empty on_entry and on_exit handlers
 //   one_client/others_100k    (e) one client on the leaf while another client
 //                             is attached to 100,000 other functions
 //   one_client/other_clients_100  (e) one client on the leaf while 100 other
@@ -61,9 +62,11 @@ __attribute__((target("general-regs-only"))) void EmptyHandlerNoVector(padhook_c
   std::abort();
 }
 
-padhook::Attachment MustAttach(std::span<const void* const> fns, void* data, bool no_vector = false) {
+padhook::Attachment MustAttach(std::span<const void* const> fns, void* data, bool no_vector = false,
+                               bool with_exit = false) {
   padhook::Hooks h;
   h.on_entry = no_vector ? EmptyHandlerNoVector : EmptyHandler;
+  if (with_exit) h.on_exit = EmptyHandler;
   h.user_data = data;
   h.flags = no_vector ? PADHOOK_HOOKS_NO_VECTOR : 0;
   padhook::Result<padhook::Attachment> a = padhook::AttachAddresses(fns, h);
@@ -71,8 +74,8 @@ padhook::Attachment MustAttach(std::span<const void* const> fns, void* data, boo
   return std::move(*a);
 }
 
-padhook::Attachment MustAttachOne(const void* fn, void* data, bool no_vector = false) {
-  return MustAttach(std::span<const void* const>(&fn, 1), data, no_vector);
+padhook::Attachment MustAttachOne(const void* fn, void* data, bool no_vector = false, bool with_exit = false) {
+  return MustAttach(std::span<const void* const>(&fn, 1), data, no_vector, with_exit);
 }
 
 // The state a benchmark runs in; destroying it detaches everything.
@@ -82,7 +85,7 @@ struct World {
   std::vector<padhook::Attachment> others_100;  // 100 clients on 100 other functions
   int data[128] = {};
 
-  World(int clients_on_leaf, bool with_100k, bool with_100_clients, bool no_vector) {
+  World(int clients_on_leaf, bool with_100k, bool with_100_clients, bool no_vector, bool with_exit) {
     if (with_100k) {
       std::vector<const void*> fns;
       for (size_t i = 0; i < many_fn_count; ++i) fns.push_back(reinterpret_cast<const void*>(many_fn_at(i)));
@@ -96,7 +99,7 @@ struct World {
     }
     for (int i = 0; i < clients_on_leaf; ++i) {
       clients.push_back(
-          MustAttachOne(reinterpret_cast<const void*>(&leaf_hooked), &data[i % 100], no_vector));
+          MustAttachOne(reinterpret_cast<const void*>(&leaf_hooked), &data[i % 100], no_vector, with_exit));
     }
   }
 };
@@ -121,6 +124,7 @@ struct State {
   bool with_100k;
   bool with_100_clients;
   bool no_vector = false;
+  bool with_exit = false;
 };
 
 const State kStates[] = {
@@ -136,6 +140,7 @@ const State kStates[] = {
     {"one_client/both", leaf_hooked, 1, true, true},
     {"no_vector/1", leaf_hooked, 1, false, false, true},
     {"no_vector/100", leaf_hooked, 100, false, false, true},
+    {"entry_exit/1", leaf_hooked, 1, false, false, false, true},
 };
 
 constexpr long kInner = 1000;
@@ -150,7 +155,7 @@ void Run(benchmark::State& state, const State* s) {
   if (s->fn == leaf_cycled) CycleOnce();
   if (g_world_state != s) {
     g_world.reset();  // detach the previous state's clients first
-    g_world = std::make_unique<World>(s->clients, s->with_100k, s->with_100_clients, s->no_vector);
+    g_world = std::make_unique<World>(s->clients, s->with_100k, s->with_100_clients, s->no_vector, s->with_exit);
     g_world_state = s;
   }
   benchmark::DoNotOptimize(bench_call_loop(s->fn, kInner));  // warm
@@ -163,7 +168,7 @@ int CountMode(const std::string& name, long calls) {
   for (const State& s : kStates) {
     if (name != s.name) continue;
     if (s.fn == leaf_cycled) CycleOnce();
-    World world(s.clients, s.with_100k, s.with_100_clients, s.no_vector);
+    World world(s.clients, s.with_100k, s.with_100_clients, s.no_vector, s.with_exit);
     benchmark::DoNotOptimize(bench_call_loop(s.fn, 1000));  // warm (first-call work: thread record)
     // Under callgrind --instr-atstart=no the set-up above runs uninstrumented
     // (attaching 100,000 functions is slow under valgrind); --toggle-collect
