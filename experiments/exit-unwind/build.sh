@@ -1,7 +1,7 @@
 #!/bin/bash
 # builds t_<cc>_<opt>[_vN] for gcc/clang, -O0/-O2, RT variants
 set -e
-cd /tmp/exitproto
+cd "$(dirname "$0")"
 for cc in gcc clang; do
   if [ $cc = gcc ]; then C=gcc; CXX=g++; else C=clang; CXX=clang++; fi
   for O in O0 O2; do

@@ -1,6 +1,6 @@
 #!/bin/bash
 # reproduces all results into results.txt
-cd /tmp/exitproto; ./build.sh >/dev/null 2>&1
+cd "$(dirname "$0")"; ./build.sh >/dev/null 2>&1
 {
 for b in t_gcc_O0 t_gcc_O2 t_clang_O0 t_clang_O2; do echo "### $b all"; ./$b all | grep -vE "^  ok"; done
 for v in 2 3 4 5; do for b in t_gcc_O2_v$v t_clang_O2_v$v; do for t in exc bt cancel; do timeout 20 ./$b $t > o.txt 2>&1; echo "### $b $t rc=$? fails=$(grep -c FAIL o.txt)"; done; done; done
