@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # The second command to run: installs dependencies, builds everything with g++
-# (build/gcc) and with clang++ 14 (build/clang), and runs every test in both.
+# (build/gcc) and with clang++ 14 (build/clang), and runs every test in both;
+# then the sanitizer builds (g++): every test under AddressSanitizer +
+# UndefinedBehaviorSanitizer (build-asan), and the tests of padhook's own
+# synchronization under ThreadSanitizer (build-tsan; tests/CMakeLists.txt says
+# which tests and why).
 # Exits non-zero if any build or test fails. Used by CI (.ci/run).
+#
+#   scripts/test.sh                 all four configurations
+#   scripts/test.sh asan tsan       only these (any of: gcc clang asan tsan)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,19 +21,25 @@ else
 fi
 jobs=$(nproc 2>/dev/null || echo 2)
 
+configs=("$@")
+[[ ${#configs[@]} -eq 0 ]] && configs=(gcc clang asan tsan)
+
 declare -A result
 failed=0
 
-# run_config <name> <CC> <CXX>
+# run_config <name> <build dir> <CC> <CXX> [cmake options...]
 run_config() {
-  local name=$1 cc=$2 cxx=$3 dir=build/$1
-  echo "==> [$name] configure + build ($cxx)"
-  if ! CC=$cc CXX=$cxx cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null ||
+  local name=$1 dir=$2 cc=$3 cxx=$4
+  shift 4
+  local start=$SECONDS
+  echo "==> [$name] configure + build ($cxx${*:+ $*})"
+  if ! CC=$cc CXX=$cxx cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null ||
      ! cmake --build "$dir" -j "$jobs"; then
     result[$name]="build FAILED"
     failed=1
     return
   fi
+  local built=$((SECONDS - start))
   echo "==> [$name] ctest"
   if ctest --test-dir "$dir" --output-on-failure -j2; then
     result[$name]="ok"
@@ -34,10 +47,21 @@ run_config() {
     result[$name]="tests FAILED"
     failed=1
   fi
+  result[$name]+=" (build ${built}s, tests $((SECONDS - start - built))s)"
 }
 
-run_config gcc gcc g++
-run_config clang "$clang_cc" "$clang_cxx"
+for config in "${configs[@]}"; do
+  case $config in
+    gcc) run_config gcc build/gcc gcc g++ ;;
+    clang) run_config clang build/clang "$clang_cc" "$clang_cxx" ;;
+    # Sanitizer builds skip the benchmarks (built and timed by the two above).
+    asan) run_config asan build-asan gcc g++ -DPADHOOK_SANITIZE=address,undefined -DPADHOOK_BUILD_BENCH=OFF ;;
+    tsan) run_config tsan build-tsan gcc g++ -DPADHOOK_SANITIZE=thread -DPADHOOK_BUILD_BENCH=OFF ;;
+    *) echo "test.sh: unknown configuration '$config' (gcc, clang, asan, tsan)" >&2; exit 2 ;;
+  esac
+done
 
-echo "test.sh: gcc: ${result[gcc]}; clang: ${result[clang]}; $([[ $failed == 0 ]] && echo PASS || echo FAIL)"
+summary=
+for config in "${configs[@]}"; do summary+="$config: ${result[$config]}; "; done
+echo "test.sh: ${summary}$([[ $failed == 0 ]] && echo PASS || echo FAIL)"
 exit $failed

@@ -547,18 +547,31 @@ TEST(FunctionTable, FollowsDlopenAndDlclose) {
 TEST(FunctionTable, FindsNothingInUninstrumentedLibraries) {
   // libc and libstdc++ are not built with padhook's flags: nothing in them may
   // pass for an instrumented function (discovery by layout must stay strict).
+  // Nor in a sanitizer build's runtimes: their interceptors must never be
+  // patched (PADHOOK_SANITIZE, CMakeLists.txt).
   const auto snapshot = FunctionTable::Process().snapshot();
   std::set<std::string> checked;
   for (const auto& module : snapshot->modules()) {
     const std::string name = fs::path(module->path).filename().string();
-    if (name.rfind("libc.so", 0) != 0 && name.rfind("libstdc++.so", 0) != 0) continue;
+    bool uninstrumented = false;
+    for (const char* prefix : {"libc.so", "libstdc++.so", "libasan.so", "libubsan.so", "libtsan.so"}) {
+      uninstrumented = uninstrumented || name.rfind(prefix, 0) == 0;
+    }
+    if (!uninstrumented) continue;
     checked.insert(name.substr(0, name.find(".so")));
     EXPECT_TRUE(module->functions.empty())
         << module->path << ": " << module->functions.size() << " functions, the first "
         << module->functions.front().name;
     EXPECT_FALSE(module->has_patchable_section) << module->path;
   }
+  EXPECT_TRUE(checked.count("libc") && checked.count("libstdc++"));
+#if defined(__SANITIZE_ADDRESS__)
+  EXPECT_TRUE(checked.count("libasan"));
+#elif defined(__SANITIZE_THREAD__)
+  EXPECT_TRUE(checked.count("libtsan"));
+#else
   EXPECT_EQ(checked, (std::set<std::string>{"libc", "libstdc++"}));
+#endif
   // Nor in this test program, built without the flags.
   const Module* self = snapshot->FindModule(reinterpret_cast<uintptr_t>(&ReadFile));
   ASSERT_NE(self, nullptr);

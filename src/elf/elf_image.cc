@@ -271,7 +271,9 @@ size_t ElfImage::ReadAt(uint64_t vaddr, std::span<uint8_t> out) const noexcept {
   const uint64_t available =
       std::min<uint64_t>(segment->filesz - (vaddr - segment->vaddr), raw_size_ - offset);
   const size_t count = static_cast<size_t>(std::min<uint64_t>(available, out.size()));
-  std::memcpy(out.data(), raw_ + offset, count);
+  // An empty span may have a null data(): memcpy(nullptr, ..., 0) is still
+  // undefined behaviour (UBSan reports it; a zero-byte prefix makes one).
+  if (count != 0) std::memcpy(out.data(), raw_ + offset, count);
   return count;
 }
 
