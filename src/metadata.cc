@@ -5,71 +5,136 @@
 // Shared state, who writes it, who reads it
 //
 //   padding slot (5 bytes before each entry: NOPs, or B8 + imm32 index)
-//       written by Get/Put under mutex_, through TextWriter (bytes verified
-//       before every write); read by Lookup on any thread, lock-free.
+//       written under mutex_, through TextWriter (bytes verified before every
+//       write): published by Get (G6), retracted by reclamation (R3); read by
+//       Lookup on any thread, lock-free, and by Get/Put/reclamation under mutex_.
 //   g_base      the reserved region; written once (release) before any index
 //               is published; never changes, never unmapped.
 //   g_capacity  committed entries; written under mutex_ (release) after the
 //               pages are committed; read by Lookup to reject torn indices.
-//   MetaEntry::function  set (release) before the index is published, cleared
-//               (release) after it is retracted; read by Lookup (acquire).
-//   MetaEntry::users, free_, retired_, next_unused_, holds_: mutex_ only.
+//               An entry is constructed when its index is first handed out
+//               (A3); the committed bytes of one never handed out are the
+//               kernel's zeros, which read as function == 0 (no owner).
+//   MetaEntry::function  set (release) before the index is published; cleared
+//               (release) only once the slot no longer names the entry
+//               (retracted, R3, or found stale, R2); read by Lookup (acquire).
+//   MetaEntry::data  attach/detach (src/hooks/attach.cc); set to null here
+//               when the last user goes (P3).
+//   MetaEntry::users, free_, retired_, next_unused_, owners_, records_,
+//   live_, dormant_: mutex_ only.
+//
+// An entry is
+//   free     function == 0: its index is in free_ or retired_, or never used.
+//   live     users > 0: the slot names it; its module is held (G5).
+//   dormant  users == 0, function != 0: its last user is gone (P3) and it is
+//            kept as a cache. The slot still names it (unless its module was
+//            unloaded: then it is stale, R2); Lookup finds it, with null data
+//            (nothing runs); the next Get revives it without writing a byte.
+//            Leaving `mov eax, imm32` in the padding is harmless: it is never
+//            executed. A dormant entry does not keep its module loaded.
 //
 // ---------------------------------------------------------------------------
 // Get(function), under mutex_
 //   G1. Refuse what cannot hold an index: padding < 5 bytes (kNoPadding),
 //       entry or padding bytes not as compiled (kUnexpectedBytes).
-//   G2. Read the slot. If it names an entry owned by this function: users++,
-//       done. Any other content but NOPs: kUnexpectedBytes.
-//   G3. Allocate an index (A1..A5 below).
+//   G2. Read the slot. If it names an entry owned by this function (index in
+//       range, entry.function == address): live: users++, done. Dormant:
+//       revive: hold its module (G5), users = 1, done; nothing is written.
+//       Any other content but NOPs: kUnexpectedBytes.
+//   G3. Allocate an index (A1..A6 below).
 //   G4. Initialize the entry, then entry.function = address (release).
-//   G5. Keep the function's module loaded while it has entries (dlopen
-//       RTLD_NOLOAD), so dlclose cannot unmap a slot padhook still uses.
-//   G6. One TextWriter batch: (a) the 4 index bytes over NOPs, (b) the opcode
-//       byte 0xB8 over its NOP. (b) is a single-byte store and is the moment
-//       the index becomes visible; readers test the opcode first (acquire), so
-//       they never see an index whose bytes are incomplete. In the recommended
-//       layouts (a) is one aligned 4-byte store as well.
-//       If the batch fails it is rolled back by TextWriter; the index was never
-//       visible, so it goes straight back to free_.
+//   G5. Keep the function's module loaded while it has live entries: one
+//       dlopen(RTLD_NOLOAD) reference per module instance, checked to be the
+//       object loaded at the module's address, so dlclose cannot unmap a slot
+//       padhook may write or a site padhook patched. (For a revived entry the
+//       check also catches an index found in a module other than the one it
+//       was made for: kNotFound.)
+//   G6. One TextWriter batch for every new index of the call, two phases:
+//       (a) the 4 index bytes over NOPs, (b) the opcode byte 0xB8 over its
+//       NOP. (b) is a single-byte store and is the moment the index becomes
+//       visible; readers test the opcode first (acquire), so they never see
+//       an index whose bytes are incomplete. In the recommended layouts (a)
+//       is one aligned 4-byte store as well.
+//       If the batch fails it is rolled back by TextWriter; the indices were
+//       never visible, so they go straight back to free_.
 //
 // Put(function), under mutex_
-//   P1. Read the slot; it must name an entry owned by this function (kNotFound).
+//   P1. Read the slot; it must name a live entry owned by this function
+//       (kNotFound). (PutEntries: the caller names the entries it holds; one
+//       without users is refused, kNotFound.) Every function of a batch is
+//       checked before any is counted down.
 //   P2. users--; done unless it reached zero.
-//   P3. One TextWriter batch: (a) opcode 0xB8 -> NOP (one byte: from here on no
-//       new reader finds the index), (b) index bytes -> NOPs. A reader that
-//       tested the opcode just before (a) may read a torn index during (b):
-//       Lookup rejects it (out of range, or entry.function != its address).
-//   P4. entry.function = 0 (release): readers that already passed the opcode
-//       test now fail validation.
-//   P5. Retire the index with sync::RetireCookie(). A reader that validated the
-//       entry before P4 may still be using it inside its read section: the
-//       index is reused only once sync::GraceElapsed(cookie).
+//   P3. The entry goes dormant: data = null (PutEntries: the caller has
+//       unpublished it already), its module's reference is dropped (after the
+//       whole batch is counted: dlclose may unmap slots the batch still
+//       reads). No byte is written and entry.function stays: a reader still
+//       in a read section keeps a valid entry with no handlers.
+//   UndoGetMany (a caller whose batch failed after GetMany): P1..P3, then the
+//   entries that GetMany created and that are left without users are
+//   retracted at once (R3, R5) while their modules are still referenced, so
+//   the padding is as before the GetMany.
+//
+// Reclaiming dormant entries (ReclaimLocked), under mutex_
+//   Dormant entries are kept (64 bytes each) until one of these; their number
+//   is at most the number of distinct functions attached since the module was
+//   loaded (a new Get of the same function revives its entry).
+//   R1. For each module instance with dormant entries: is it still the object
+//       loaded at its address? The main program always is; a library is asked
+//       with dlopen(RTLD_NOLOAD) and its load address, and that reference
+//       keeps it mapped until R4.
+//   R2. Stale: the module is not loaded there any more (dlclose; another
+//       object may be mapped there now), or the slot no longer names the
+//       entry (the module was unloaded and loaded again at the same address:
+//       fresh NOPs, or a newer index). Nothing of an unloaded module is read
+//       or written: entry.function = 0 (release), retire (R5). Until then a
+//       stale entry may share its function address with a live entry of the
+//       reloaded module; Lookup only finds it through a torn read during a
+//       retraction (R3), and its data is null: it runs nothing.
+//   R3. Retract (Trim, or the table is full): one TextWriter batch, two
+//       phases: (a) opcode 0xB8 -> NOP (from here on no new reader finds the
+//       index), (b) index bytes -> NOPs. A reader that tested the opcode just
+//       before (a) may read a torn index during (b): Lookup rejects it (out of
+//       range, or entry.function != its address). Then entry.function = 0
+//       (release): readers that passed the opcode test now fail validation.
+//       If the batch fails, TextWriter rolled it back: the entries stay
+//       dormant.
+//   R4. Drop the references of R1.
+//   R5. Retire the index with sync::RetireCookie(). A reader that validated
+//       the entry before it was cleared may still use it inside its read
+//       section: the index is reused only once sync::GraceElapsed(cookie).
+//   When: Trim() retracts every dormant entry. Index allocation (A4) sweeps
+//   the stale ones when a module was unloaded since the last sweep, and
+//   retracts every dormant entry when the table is at its maximum.
 //
 // Index allocation (AllocateIndexLocked), under mutex_
 //   A1. free_ (grace period already passed).
 //   A2. Retired indices whose grace period has elapsed meanwhile.
-//   A3. A never-used index below the committed capacity.
-//   A4. If many indices are retired (>= half the capacity) or the table is at
+//   A3. A never-used index below the committed capacity (constructed now).
+//   A4. Dormant entries: sweep the stale ones (R1, R2, R4, R5) if a module was
+//       unloaded since the last sweep (dl_iterate_phdr's unload counter); at
+//       the maximum capacity retract them all (R1..R5).
+//   A5. If many indices are retired (>= half the capacity) or the table is at
 //       its maximum: wait for a grace period (sync::Synchronize) and recycle.
-//   A5. Grow: commit the next pages (capacity doubles), publish the capacity.
+//   A6. Grow: commit the next pages (capacity doubles), publish the capacity.
 // The region for kMaxEntries is reserved once (PROT_NONE, MAP_NORESERVE) and
 // grown with mprotect: the table never moves, and entries are never freed, so
 // a reader never touches unmapped or reallocated memory.
 #include "padhook/metadata.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <new>
 
 #include "arch.h"
 #include "format.h"
+#include "loader_events.h"
 #include "metadata_inline.h"
 #include "padhook/text_writer.h"
 #include "sync/grace_period.h"
@@ -80,6 +145,8 @@ namespace {
 std::string Describe(const Function& f) { return f.name + " at " + AddressText(f.entry); }
 
 using Slot = std::array<uint8_t, arch::kMetaSlotSize>;
+static_assert(arch::kMetaSlotCommitOffset == 0,
+              "the index bytes are assumed to follow the commit byte");
 
 Slot ReadSlot(uintptr_t entry) {
   Slot slot;
@@ -102,17 +169,67 @@ Slot IndexSlot(uint32_t index) {
   return slot;
 }
 
-// The two writes of G6 (publish) or P3 (retract), in protocol order.
-std::array<CodeWrite, 2> SlotWrites(uintptr_t entry, const Slot& from, const Slot& to) {
-  const uintptr_t slot = entry - arch::kMetaSlotSize;
-  constexpr size_t c = arch::kMetaSlotCommitOffset;
-  static_assert(c == 0, "the index bytes are assumed to follow the commit byte");
-  const CodeWrite commit = CodeWrite::Make(slot + c, std::span(from).subspan(c, 1),
-                                           std::span(to).subspan(c, 1));
-  const CodeWrite index = CodeWrite::Make(slot + 1, std::span(from).subspan(1),
-                                          std::span(to).subspan(1));
-  const bool publishing = to[c] != from[c] && from == EmptySlot();
-  return publishing ? std::array{index, commit} : std::array{commit, index};
+// The slot writes of G6 (publish) or R3 (retract) for a list of entries, as
+// a TextWriter source: the index bytes and the commit bytes are two phases,
+// in protocol order. Entries name their function, so the list is all it needs.
+class SlotWrites final : public StoreSource {
+ public:
+  SlotWrites(std::span<MetaEntry* const> entries, bool publish)
+      : entries_(entries), publish_(publish) {}
+
+  size_t phase_count() const override { return entries_.empty() ? 0 : 2; }
+  size_t phase_size(size_t) const override { return entries_.size(); }
+  void Fill(size_t phase, size_t first, size_t count, CodeStore* out) const override {
+    const bool index_phase = (phase == 0) == publish_;
+    for (size_t k = 0; k < count; ++k) {
+      const MetaEntry* e = entries_[first + k];
+      const uintptr_t slot = e->function.load(std::memory_order_relaxed) - arch::kMetaSlotSize;
+      const Slot full = IndexSlot(e->index);
+      const Slot& from = publish_ ? empty_ : full;
+      const Slot& to = publish_ ? full : empty_;
+      CodeStore& s = out[k];
+      s.expected = s.replacement = 0;
+      if (index_phase) {
+        s.address = slot + 1;
+        s.size = arch::kMetaSlotSize - 1;
+        std::memcpy(&s.expected, from.data() + 1, s.size);
+        std::memcpy(&s.replacement, to.data() + 1, s.size);
+      } else {
+        s.address = slot;
+        s.size = 1;
+        s.expected = from[0];
+        s.replacement = to[0];
+      }
+    }
+  }
+
+  PageSet Pages() const {
+    PageSet pages;
+    for (const MetaEntry* e : entries_) {
+      pages.Add(e->function.load(std::memory_order_relaxed) - arch::kMetaSlotSize,
+                arch::kMetaSlotSize);
+    }
+    return pages;
+  }
+
+ private:
+  std::span<MetaEntry* const> entries_;
+  bool publish_;
+  Slot empty_ = EmptySlot();
+};
+
+// A reference on the library at `path` when it is the object loaded at `bias`
+// (not another one that took its path or its place after a dlclose); null
+// otherwise.
+void* ReferenceIfLoadedAt(const std::string& path, uintptr_t bias) {
+  void* handle = dlopen(path.c_str(), RTLD_NOLOAD | RTLD_LAZY);
+  if (handle == nullptr) return nullptr;
+  link_map* map = nullptr;
+  if (dlinfo(handle, RTLD_DI_LINKMAP, &map) != 0 || map == nullptr || map->l_addr != bias) {
+    dlclose(handle);
+    return nullptr;
+  }
+  return handle;
 }
 
 }  // namespace
@@ -131,6 +248,11 @@ size_t MetadataTable::live() const {
   return live_;
 }
 
+size_t MetadataTable::dormant() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return dormant_;
+}
+
 size_t MetadataTable::retired() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return retired_.size();
@@ -144,9 +266,17 @@ size_t MetadataTable::growth_steps() const {
 Status MetadataTable::GrowLocked() {
   MetaEntry* base = g_base.load(std::memory_order_acquire);
   if (base == nullptr) {
+    void* owners = mmap(nullptr, sizeof(ModuleRecord*) * size_t{kMaxEntries},
+                        PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (owners == MAP_FAILED)
+      return Status::FromErrno(errno, "reserving the metadata owners table");
     void* region = mmap(nullptr, sizeof(MetaEntry) * size_t{kMaxEntries}, PROT_NONE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (region == MAP_FAILED) return Status::FromErrno(errno, "reserving the metadata table");
+    if (region == MAP_FAILED) {
+      munmap(owners, sizeof(ModuleRecord*) * size_t{kMaxEntries});
+      return Status::FromErrno(errno, "reserving the metadata table");
+    }
+    owners_ = static_cast<ModuleRecord**>(owners);
     base = static_cast<MetaEntry*>(region);
     g_base.store(base, std::memory_order_release);
   }
@@ -161,7 +291,8 @@ Status MetadataTable::GrowLocked() {
     return Status::FromErrno(errno, "growing the metadata table to " +
                                         std::to_string(new_capacity) + " entries");
   }
-  for (uint32_t i = old_capacity; i < new_capacity; ++i) new (&base[i]) MetaEntry();
+  // The new entries are not constructed here (A3 does it when it hands one
+  // out): writing them all would fault in every page of the new half at once.
   g_capacity.store(new_capacity, std::memory_order_release);
   ++growth_steps_;
   return Status::Ok();
@@ -186,15 +317,26 @@ void MetadataTable::RecycleRetiredLocked() {
 }
 
 Result<uint32_t> MetadataTable::AllocateIndexLocked() {
-  if (free_.empty()) RecycleRetiredLocked();  // A1, A2
+  if (free_.empty() && !retired_.empty()) RecycleRetiredLocked();  // A1, A2
   if (!free_.empty()) {
     const uint32_t index = free_.back();
     free_.pop_back();
     return index;
   }
-  const uint32_t capacity = g_capacity.load(std::memory_order_relaxed);
-  if (next_unused_ < capacity) return next_unused_++;  // A3
-  if (!retired_.empty() && (retired_.size() >= capacity / 2 || capacity >= kMaxEntries)) {  // A4
+  uint32_t capacity = g_capacity.load(std::memory_order_relaxed);
+  if (next_unused_ < capacity) {  // A3
+    new (&g_base.load(std::memory_order_relaxed)[next_unused_]) MetaEntry();
+    return next_unused_++;
+  }
+  if (dormant_ > 0) {  // A4
+    const bool full = capacity >= kMaxEntries;
+    const unsigned long long unloads = ModuleUnloads();
+    if (full || unloads != unloads_at_sweep_) {
+      unloads_at_sweep_ = unloads;
+      (void)ReclaimLocked(/*retract=*/full);  // on failure the entries stay dormant
+    }
+  }
+  if (!retired_.empty() && (retired_.size() >= capacity / 2 || capacity >= kMaxEntries)) {  // A5
     if (sync::Synchronize().ok()) {
       RecycleRetiredLocked();
       if (!free_.empty()) {
@@ -204,31 +346,106 @@ Result<uint32_t> MetadataTable::AllocateIndexLocked() {
       }
     }
   }
-  if (Status grown = GrowLocked(); !grown.ok()) return grown;  // A5
+  if (Status grown = GrowLocked(); !grown.ok()) return grown;  // A6
+  new (&g_base.load(std::memory_order_relaxed)[next_unused_]) MetaEntry();
   return next_unused_++;
 }
 
-Status MetadataTable::HoldModuleLocked(const Function& function) {
-  if (function.module == nullptr || function.module->main_program) return Status::Ok();
-  auto it = holds_.find(function.module->path);
-  if (it != holds_.end()) {
-    ++it->second.entries;
+MetadataTable::ModuleRecord* MetadataTable::RecordLocked(const Function& function) {
+  const Module* m = function.module;
+  const bool unloadable = m != nullptr && !m->main_program;
+  auto [it, added] =
+      records_.try_emplace({unloadable ? m->path : std::string(), unloadable ? m->bias : 0});
+  if (added) {
+    it->second.path = it->first.first;
+    it->second.bias = it->first.second;
+    it->second.unloadable = unloadable;
+  }
+  return &it->second;
+}
+
+Status MetadataTable::HoldLocked(ModuleRecord* record) {  // G5
+  if (!record->unloadable || record->live > 0) [[likely]] {
+    ++record->live;
     return Status::Ok();
   }
-  void* handle = dlopen(function.module->path.c_str(), RTLD_NOLOAD | RTLD_LAZY);
-  if (handle == nullptr) {
-    return Status(Errc::kNotFound, function.module->path + " is no longer loaded");
+  {
+    record->handle = ReferenceIfLoadedAt(record->path, record->bias);
+    if (record->handle == nullptr) {
+      return Status(Errc::kNotFound,
+                    record->path + " is no longer loaded at " + AddressText(record->bias));
+    }
   }
-  holds_.emplace(function.module->path, ModuleHold{handle, 1});
+  ++record->live;
   return Status::Ok();
 }
 
-void MetadataTable::ReleaseModuleLocked(const Function& function) {
-  if (function.module == nullptr || function.module->main_program) return;
-  auto it = holds_.find(function.module->path);
-  if (it == holds_.end() || --it->second.entries > 0) return;
-  dlclose(it->second.handle);
-  holds_.erase(it);
+void MetadataTable::ReleaseLocked(ModuleRecord* record) {
+  if (--record->live == 0 && record->handle != nullptr) {
+    dlclose(record->handle);
+    record->handle = nullptr;
+  }
+}
+
+// R2/R3 after the slot no longer names the entry, and R5.
+void MetadataTable::DropLocked(MetaEntry& entry, uint64_t cookie) {
+  ModuleRecord* record = owners_[entry.index];
+  entry.data.store(nullptr, std::memory_order_relaxed);
+  entry.function.store(0, std::memory_order_release);
+  retired_.push_back({entry.index, cookie});
+  --record->dormant;
+  --dormant_;
+}
+
+Status MetadataTable::ReclaimLocked(bool retract) {
+  if (dormant_ == 0) return Status::Ok();
+  MetaEntry* base = g_base.load(std::memory_order_relaxed);
+  // R1: one decision (and reference) per module instance.
+  std::vector<void*> references;
+  std::map<const ModuleRecord*, bool> loaded;
+  for (auto& [key, record] : records_) {
+    if (record.dormant == 0) continue;
+    bool here = !record.unloadable || record.live > 0;  // a live entry holds it already
+    if (!here) {
+      if (void* handle = ReferenceIfLoadedAt(record.path, record.bias)) {
+        references.push_back(handle);
+        here = true;
+      }
+    }
+    loaded[&record] = here;
+  }
+  std::vector<MetaEntry*> stale, retracting;
+  for (uint32_t i = 0; i < next_unused_; ++i) {
+    MetaEntry& e = base[i];
+    const uintptr_t function = e.function.load(std::memory_order_relaxed);
+    if (e.users != 0 || function == 0) continue;
+    uint32_t named;
+    if (!loaded[owners_[i]] || !arch::ReadMetaIndex(function, &named) || named != i) {  // R2
+      stale.push_back(&e);
+    } else if (retract) {
+      retracting.push_back(&e);
+    }
+  }
+  Status status;
+  if (!retracting.empty()) {  // R3
+    const SlotWrites writes(retracting, /*publish=*/false);
+    status = TextWriter::Process().Apply(writes, writes.Pages());
+  }
+  const uint64_t cookie = sync::RetireCookie();
+  for (MetaEntry* e : stale) DropLocked(*e, cookie);
+  if (status.ok()) {
+    for (MetaEntry* e : retracting) DropLocked(*e, cookie);
+  }
+  for (void* handle : references) dlclose(handle);  // R4
+  for (auto it = records_.begin(); it != records_.end();) {
+    it = it->second.live == 0 && it->second.dormant == 0 ? records_.erase(it) : std::next(it);
+  }
+  return status;
+}
+
+Status MetadataTable::Trim() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return ReclaimLocked(/*retract=*/true);
 }
 
 Status MetadataTable::CheckUsable(const Function& function) {
@@ -256,120 +473,252 @@ Status MetadataTable::Put(const Function& function) {
   return PutMany({&one, 1});
 }
 
-// G1..G6 and P1..P5 for every function of a batch, with the writes of all
-// functions in one TextWriter batch (every index before its opcode, every
-// opcode before its index on the way back). Get and Put are batches of one.
-// `functions` must not repeat a function (attach de-duplicates its list).
-Result<std::vector<MetaEntry*>> MetadataTable::GetMany(std::span<const Function* const> functions) {
-  for (const Function* f : functions) {
-    if (Status usable = CheckUsable(*f); !usable.ok()) return usable;
-  }
+// G1..G6 for every function of a batch, with the new indices of all functions
+// published by one TextWriter batch. Get is a batch of one.
+Result<std::vector<MetaEntry*>> MetadataTable::GetMany(std::span<const Function* const> functions,
+                                                       std::vector<MetaEntry*>* created) {
   std::lock_guard<std::mutex> lock(mutex_);
-  MetaEntry* base = g_base.load(std::memory_order_relaxed);
-  std::vector<MetaEntry*> result(functions.size(), nullptr);
-  std::vector<size_t> fresh;  // positions that get a new index
-  std::vector<CodeWrite> index_writes, commit_writes;
+  std::vector<MetaEntry*> result(functions.size());
+  enum How : uint8_t { kCounted, kRevived, kFresh };
+  std::vector<How> how(functions.size());
+  std::vector<MetaEntry*> fresh;
+  // Functions of one module come in runs: one record lookup per run.
+  const Module* run_module = nullptr;
+  ModuleRecord* run_record = nullptr;
   auto undo = [&](size_t upto) {
     for (size_t i = 0; i < upto; ++i) {
-      if (result[i] == nullptr) continue;
-      if (std::find(fresh.begin(), fresh.end(), i) != fresh.end()) {
-        result[i]->function.store(0, std::memory_order_release);
-        result[i]->users = 0;
-        free_.push_back(result[i]->index);  // never published
-        ReleaseModuleLocked(*functions[i]);
+      MetaEntry* e = result[i];
+      ModuleRecord* record = owners_[e->index];
+      if (how[i] == kFresh) {  // never published: no reader can hold it
+        e->function.store(0, std::memory_order_release);
+        e->users = 0;
+        free_.push_back(e->index);
+        ReleaseLocked(record);
+      } else if (how[i] == kRevived) {  // dormant again
+        e->users = 0;
+        --live_;
+        ++dormant_;
+        ++record->dormant;
+        ReleaseLocked(record);
       } else {
-        --result[i]->users;
+        --e->users;
       }
     }
   };
-  for (size_t i = 0; i < functions.size(); ++i) {
+  const Slot empty = EmptySlot();
+  // Everything but a live or dormant entry of a main-program function: G1's
+  // refusals, revivals that take a library reference, new entries (G3..G5).
+  auto get_other = [&](size_t i) __attribute__((noinline))->Status {
     const Function& function = *functions[i];
-    const Slot slot = ReadSlot(function.entry);
+    if (!function.site.usable()) return CheckUsable(function);  // G1
     uint32_t index;
-    if (arch::DecodeMetaSlot(slot, &index)) {  // G2
-      base = g_base.load(std::memory_order_relaxed);
-      if (base != nullptr && index < g_capacity.load(std::memory_order_relaxed) &&
-          base[index].function.load(std::memory_order_relaxed) == function.entry) {
-        ++base[index].users;
-        result[i] = &base[index];
-        continue;
+    if (arch::ReadMetaIndex(function.entry, &index)) {  // G2
+      MetaEntry* base = g_base.load(std::memory_order_relaxed);
+      if (base == nullptr || index >= g_capacity.load(std::memory_order_relaxed) ||
+          base[index].function.load(std::memory_order_relaxed) != function.entry) {
+        return Status(Errc::kUnexpectedBytes,
+                      Describe(function) + ": its padding holds an index padhook did not write (" +
+                          std::to_string(index) + ")");
       }
-      undo(i);
-      return Status(Errc::kUnexpectedBytes,
-                    Describe(function) + ": its padding holds an index padhook did not write (" +
-                        std::to_string(index) + ")");
+      MetaEntry& e = base[index];
+      if (e.users == 0) {
+        ModuleRecord* record = owners_[index];
+        if (record->unloadable && function.module != nullptr &&
+            (function.module->bias != record->bias || function.module->path != record->path)) {
+          return Status(Errc::kUnexpectedBytes, Describe(function) + ": its padding holds index " +
+                                                    std::to_string(index) + " of another module");
+        }
+        if (Status held = HoldLocked(record); !held.ok()) return held;
+        --record->dormant;
+        --dormant_;
+        ++live_;
+        how[i] = kRevived;
+      }
+      ++e.users;
+      result[i] = &e;
+      return Status::Ok();
     }
-    if (slot != EmptySlot()) {
-      undo(i);
+    if (ReadSlot(function.entry) != empty) {
       return Status(Errc::kUnexpectedBytes,
                     Describe(function) + ": its padding holds bytes padhook did not write");
     }
+    if (fresh.empty())
+      fresh.reserve(functions.size() - i);  // one allocation: a first attach makes many
+    if (function.module != run_module || run_record == nullptr) {
+      run_module = function.module;
+      run_record = RecordLocked(function);
+    }
+    if (!run_record->unloadable || run_record->live > 0) {  // G5
+      ++run_record->live;
+    } else if (Status held = HoldLocked(run_record); !held.ok()) {
+      return held;
+    }
     Result<uint32_t> allocated = AllocateIndexLocked();  // G3
     if (!allocated.ok()) {
-      undo(i);
+      ReleaseLocked(run_record);
       return allocated.status();
     }
     MetaEntry* entry = g_base.load(std::memory_order_relaxed) + *allocated;  // G4
+    owners_[*allocated] = run_record;
     entry->users = 1;
     entry->index = *allocated;
     entry->data.store(nullptr, std::memory_order_relaxed);
     entry->function.store(function.entry, std::memory_order_release);
     result[i] = entry;
-    fresh.push_back(i);
-    if (Status held = HoldModuleLocked(function); !held.ok()) {  // G5
-      undo(i + 1);
-      return held;
+    how[i] = kFresh;
+    fresh.push_back(entry);
+    return Status::Ok();
+  };
+  MetaEntry* base = g_base.load(std::memory_order_relaxed);
+  uint32_t capacity = g_capacity.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < functions.size(); ++i) {
+    // The steady case, inline: G2 finds a live entry, or a dormant one of the
+    // main program (reviving it is a count: G5 needs no reference). G1 held
+    // when the entry was made: the function is usable.
+    const Function& function = *functions[i];
+    uint32_t index;
+    if (arch::ReadMetaIndex(function.entry, &index) && index < capacity &&
+        base[index].function.load(std::memory_order_relaxed) == function.entry &&
+        (base[index].users > 0 || !owners_[index]->unloadable)) [[likely]] {
+      MetaEntry& e = base[index];
+      if (e.users == 0) {
+        ModuleRecord* record = owners_[index];
+        ++record->live;
+        --record->dormant;
+        --dormant_;
+        ++live_;
+        how[i] = kRevived;
+      }
+      ++e.users;
+      result[i] = &e;
+      continue;
     }
-    const auto writes = SlotWrites(function.entry, EmptySlot(), IndexSlot(entry->index));
-    index_writes.push_back(writes[0]);
-    commit_writes.push_back(writes[1]);
+    if (Status got = get_other(i); !got.ok()) {
+      undo(i);
+      return got;
+    }
+    base = g_base.load(std::memory_order_relaxed);  // G3 may have grown the table
+    capacity = g_capacity.load(std::memory_order_relaxed);
   }
-  index_writes.insert(index_writes.end(), commit_writes.begin(), commit_writes.end());
-  if (Status written = TextWriter::Process().Apply(index_writes); !written.ok()) {  // G6
-    undo(functions.size());
-    return written;
+  if (!fresh.empty()) {  // G6
+    const SlotWrites writes(fresh, /*publish=*/true);
+    if (Status written = TextWriter::Process().Apply(writes, writes.Pages()); !written.ok()) {
+      undo(functions.size());
+      return written;
+    }
+    live_ += fresh.size();
   }
-  live_ += fresh.size();
+  if (created != nullptr) *created = std::move(fresh);
   return result;
 }
 
 Status MetadataTable::PutMany(std::span<const Function* const> functions) {
   std::lock_guard<std::mutex> lock(mutex_);
-  MetaEntry* base = g_base.load(std::memory_order_relaxed);
-  std::vector<MetaEntry*> entries;
-  for (const Function* f : functions) {  // P1
-    uint32_t index;
-    if (!arch::DecodeMetaSlot(ReadSlot(f->entry), &index) || base == nullptr ||
-        index >= g_capacity.load(std::memory_order_relaxed) ||
-        base[index].function.load(std::memory_order_relaxed) != f->entry || base[index].users == 0) {
-      return Status(Errc::kNotFound, Describe(*f) + " has no metadata entry");
-    }
-    entries.push_back(&base[index]);
-  }
-  std::vector<size_t> last;  // P2: positions whose entry reaches zero users
+  return PutManyLocked(functions, {});
+}
+
+// P2, P3 for entries the caller holds (P1 is its own Get). One pass; an
+// entry without users undoes the counts already taken.
+Status MetadataTable::PutEntries(std::span<MetaEntry* const> entries) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<ModuleRecord*> unreferenced;  // dlclose once all is counted (see PutManyLocked)
   for (size_t i = 0; i < entries.size(); ++i) {
-    if (--entries[i]->users == 0) last.push_back(i);
+    MetaEntry* e = entries[i];
+    if (e->users == 0) {
+      for (size_t j = 0; j < i; ++j) {
+        if (entries[j]->users++ == 0) {
+          ModuleRecord* record = owners_[entries[j]->index];
+          ++record->live;
+          --record->dormant;
+          --dormant_;
+          ++live_;
+        }
+      }
+      return Status(Errc::kNotFound,
+                    "metadata entry " + std::to_string(e->index) + " has no users");
+    }
+    if (--e->users > 0) continue;              // P2
+    ModuleRecord* record = owners_[e->index];  // P3 (data is null already)
+    --record->live;
+    ++record->dormant;
+    ++dormant_;
+    --live_;
+    if (record->live == 0 && record->handle != nullptr &&
+        (unreferenced.empty() || unreferenced.back() != record)) {
+      unreferenced.push_back(record);
+    }
   }
-  std::vector<CodeWrite> commit_writes, index_writes;  // P3
-  for (size_t i : last) {
-    const auto writes = SlotWrites(functions[i]->entry, IndexSlot(entries[i]->index), EmptySlot());
-    commit_writes.push_back(writes[0]);
-    index_writes.push_back(writes[1]);
+  for (ModuleRecord* record : unreferenced) {
+    if (record->live == 0 && record->handle != nullptr) {
+      dlclose(record->handle);
+      record->handle = nullptr;
+    }
   }
-  commit_writes.insert(commit_writes.end(), index_writes.begin(), index_writes.end());
-  if (Status written = TextWriter::Process().Apply(commit_writes); !written.ok()) {
-    for (MetaEntry* e : entries) ++e->users;  // rolled back: all still published
-    return written;
-  }
-  const uint64_t cookie = sync::RetireCookie();
-  for (size_t i : last) {
-    entries[i]->data.store(nullptr, std::memory_order_relaxed);  // P4
-    entries[i]->function.store(0, std::memory_order_release);
-    retired_.push_back({entries[i]->index, cookie});  // P5
-    ReleaseModuleLocked(*functions[i]);
-  }
-  live_ -= last.size();
   return Status::Ok();
+}
+
+Status MetadataTable::UndoGetMany(std::span<const Function* const> functions,
+                                  std::span<MetaEntry* const> created) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return PutManyLocked(functions, created);
+}
+
+// P1..P3 for every function of a batch; all or nothing: every function is
+// checked (P1) before any is counted down. The entries of `retract` that are
+// left without users are retracted (R3, R5) before their modules' references
+// are dropped.
+Status MetadataTable::PutManyLocked(std::span<const Function* const> functions,
+                                    std::span<MetaEntry* const> retract) {
+  MetaEntry* base = g_base.load(std::memory_order_relaxed);
+  const uint32_t capacity = g_capacity.load(std::memory_order_relaxed);
+  auto live_entry = [&](const Function& f) -> MetaEntry* {
+    uint32_t index;
+    if (base == nullptr || !arch::ReadMetaIndex(f.entry, &index) || index >= capacity)
+      return nullptr;
+    MetaEntry& e = base[index];
+    return e.function.load(std::memory_order_relaxed) == f.entry && e.users > 0 ? &e : nullptr;
+  };
+  for (const Function* f : functions) {  // P1
+    if (live_entry(*f) == nullptr)
+      return Status(Errc::kNotFound, Describe(*f) + " has no metadata entry");
+  }
+  // References to drop once the whole batch is counted: dlclose may unmap a
+  // module whose slots a later function of the batch would still read.
+  std::vector<ModuleRecord*> unreferenced;
+  for (const Function* f : functions) {
+    MetaEntry* e = live_entry(*f);
+    if (--e->users > 0) continue;                       // P2
+    e->data.store(nullptr, std::memory_order_release);  // P3
+    ModuleRecord* record = owners_[e->index];
+    --record->live;
+    ++record->dormant;
+    ++dormant_;
+    --live_;
+    if (record->live == 0 && record->handle != nullptr &&
+        (unreferenced.empty() || unreferenced.back() != record)) {
+      unreferenced.push_back(record);
+    }
+  }
+  Status status;
+  std::vector<MetaEntry*> unused;
+  for (MetaEntry* e : retract) {
+    if (e->users == 0 && e->function.load(std::memory_order_relaxed) != 0) unused.push_back(e);
+  }
+  if (!unused.empty()) {  // R3: their modules are still referenced
+    const SlotWrites writes(unused, /*publish=*/false);
+    status = TextWriter::Process().Apply(writes, writes.Pages());
+    if (status.ok()) {
+      const uint64_t cookie = sync::RetireCookie();
+      for (MetaEntry* e : unused) DropLocked(*e, cookie);
+    }
+  }
+  for (ModuleRecord* record : unreferenced) {
+    if (record->live == 0 && record->handle != nullptr) {
+      dlclose(record->handle);
+      record->handle = nullptr;
+    }
+  }
+  return status;
 }
 
 namespace {

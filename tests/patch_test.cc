@@ -21,12 +21,14 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <tuple>
 #include <vector>
 
 #include "padhook/function_table.h"
 #include "padhook/hooks.h"
+#include "padhook/metadata.h"
 #include "padhook/padhook.h"
 #include "padhook/text_writer.h"
 #include "patch/live_patcher.h"
@@ -107,6 +109,35 @@ Bytes5 Read5(uintptr_t at) {
 
 Bytes5 SiteBytes(const void* entry) { return Read5(SiteOf(entry)); }
 Bytes5 SlotBytes(const void* entry) { return Read5(reinterpret_cast<uintptr_t>(entry) - 5); }
+
+// After the last detach a function's metadata entry stays cached ("dormant",
+// src/metadata.cc): the slot keeps its index until the table is trimmed.
+::testing::AssertionResult SlotDormantThenEmptyAfterTrim(
+    std::initializer_list<const void*> entries) {
+  size_t i = 0;
+  for (const void* entry : entries) {
+    if (SlotBytes(entry)[0] != 0xb8)
+      return ::testing::AssertionFailure() << "no dormant index in slot " << i;
+    ++i;
+  }
+  if (Status trimmed = MetadataTable::Process().Trim(); !trimmed.ok()) {
+    return ::testing::AssertionFailure() << "Trim: " << trimmed.ToString();
+  }
+  i = 0;
+  for (const void* entry : entries) {
+    for (uint8_t b : SlotBytes(entry)) {
+      if (b != 0x90)
+        return ::testing::AssertionFailure() << "slot " << i << " not empty after Trim";
+    }
+    ++i;
+  }
+  return ::testing::AssertionSuccess();
+}
+::testing::AssertionResult SlotDormantThenEmptyAfterTrim(const void* entry) {
+  return SlotDormantThenEmptyAfterTrim({entry});
+}
+
+uintptr_t PageOf(uintptr_t address) { return address & ~uintptr_t{4095}; }
 
 std::string Hex(const Bytes5& b) {
   std::string s;
@@ -235,31 +266,72 @@ TEST_P(PatchTest, AttachByAddressSeesTheCallAndDetachRestoresTheSite) {
   EXPECT_EQ(seen.count.load(), 3) << "a handler ran after detach";
   const Bytes5 after_first = SiteBytes(fn);
   EXPECT_EQ(after_first, Unpatched(original)) << Hex(after_first);  // GCC: converted once
-  EXPECT_EQ(SlotBytes(fn), kNopRun) << "the metadata slot is empty again";
+  const Bytes5 dormant_slot = SlotBytes(fn);
+  EXPECT_EQ(dormant_slot[0], 0xb8) << "the metadata entry stays cached (dormant)";
 
-  // Protocol C converts every NOP run of the module at once: the other
-  // functions' sites too, and a later attach stops no thread again.
-  const Bytes5 other = SiteBytes(Addr(v.scale));
-  EXPECT_TRUE(v.gcc ? other == kNop5 : IsNopl5(other)) << Hex(other);
+  // Protocol C converts every NOP run on the pages it patches: the sites of
+  // the other functions there too, and a later attach stops no thread again.
+  // Beyond those pages nothing is converted (nor copied on write).
   const uint64_t conversions = patch::Stats().stop_the_world;
   EXPECT_EQ(conversions, v.gcc ? 1u : 0u);
-  Seen seen_scale;
-  padhook_hooks scale_hooks = HooksFor(Record, &seen_scale);
-  ASSERT_EQ(padhook_attach_address(Addr(v.scale), &scale_hooks, &a), PADHOOK_OK) << padhook_last_error();
-  EXPECT_EQ(v.scale(2.0, 0.5), 1.0);
-  EXPECT_EQ(seen_scale.count.load(), 1);
-  ASSERT_EQ(padhook_detach(a), PADHOOK_OK) << padhook_last_error();
-  EXPECT_EQ(patch::Stats().stop_the_world, conversions);
+  struct Other {
+    void* fn;
+    std::function<bool()> call;  // true when it returned the right value
+  };
+  const Other others[] = {
+      {Addr(v.sum8), [&v] { return v.sum8(1, 1, 1, 1, 1, 1, 1, 1) == 36; }},
+      {Addr(v.scale), [&v] { return v.scale(2.0, 0.5) == 1.0; }},
+      {Addr(v.recurse), [&v] { return v.recurse(3) == 6; }},
+      {Addr(v.fault_prone), [&v] { return v.fault_prone(2) == 7; }},
+      {Addr(v.replacement), [&v] { return v.replacement(1) == 10; }},
+      {Addr(v.victim), [&v] { return v.victim(6) == 1; }},
+  };
+  const Other* neighbour = nullptr;
+  for (const Other& other : others) {
+    const Bytes5 bytes = SiteBytes(other.fn);
+    if (PageOf(SiteOf(other.fn)) == PageOf(SiteOf(fn)) ||
+        PageOf(SiteOf(other.fn) + 4) == PageOf(SiteOf(fn))) {
+      EXPECT_TRUE(v.gcc ? bytes == kNop5 : IsNopl5(bytes)) << Hex(bytes);
+      neighbour = &other;
+    } else if (PageOf(SiteOf(other.fn)) != PageOf(SiteOf(fn) + 4)) {
+      EXPECT_TRUE(IsFreshSite(bytes)) << "a site on another page was converted";
+    }
+  }
+  if (neighbour != nullptr) {
+    std::atomic<int> neighbour_calls{0};
+    padhook_hooks neighbour_hooks = HooksFor(Count, &neighbour_calls);
+    ASSERT_EQ(padhook_attach_address(neighbour->fn, &neighbour_hooks, &a), PADHOOK_OK)
+        << padhook_last_error();
+    EXPECT_TRUE(neighbour->call());
+    EXPECT_GE(neighbour_calls.load(), 1);
+    ASSERT_EQ(padhook_detach(a), PADHOOK_OK) << padhook_last_error();
+    EXPECT_EQ(patch::Stats().stop_the_world, conversions);
+  } else {
+    RecordProperty("neighbour_on_the_page", "none");
+  }
 
-  // A second round leaves exactly the bytes of the first detach.
+  // A second round leaves exactly the bytes of the first detach, and writes
+  // nothing but the site: the dormant metadata entry is reused as it is.
+  const uint64_t writes = TextWriter::Process().stats().writes;
   ASSERT_EQ(padhook_attach_address(fn, &hooks, &a), PADHOOK_OK) << padhook_last_error();
+  EXPECT_EQ(SlotBytes(fn), dormant_slot);
   EXPECT_EQ(CallAdd(v.add, 1, 1), 2);
   EXPECT_EQ(seen.count.load(), 4);
   ASSERT_EQ(padhook_detach(a), PADHOOK_OK) << padhook_last_error();
+  EXPECT_EQ(TextWriter::Process().stats().writes, writes + (strict() ? 6 : 2))
+      << "one store per way (3 with int3)";
   EXPECT_EQ(SiteBytes(fn), after_first);
-  EXPECT_EQ(SlotBytes(fn), kNopRun);
+  EXPECT_TRUE(SlotDormantThenEmptyAfterTrim(fn));
   EXPECT_EQ(CallAdd(v.add, 1, 1), 2);
   EXPECT_EQ(seen.count.load(), 4);
+
+  // Trimmed: the next attach publishes a new index, and it all works again.
+  ASSERT_EQ(padhook_attach_address(fn, &hooks, &a), PADHOOK_OK) << padhook_last_error();
+  EXPECT_EQ(SlotBytes(fn)[0], 0xb8);
+  EXPECT_EQ(CallAdd(v.add, 2, 2), 4);
+  EXPECT_EQ(seen.count.load(), 5);
+  ASSERT_EQ(padhook_detach(a), PADHOOK_OK) << padhook_last_error();
+  EXPECT_TRUE(SlotDormantThenEmptyAfterTrim(fn));
 }
 
 // ---- 2. Several clients on one function --------------------------------------------
@@ -310,7 +382,7 @@ TEST_P(PatchTest, SeveralClientsRunInAttachOrderAndDetachIndependently) {
   EXPECT_EQ(v.scale(1.0, 3.0), 3.0);
   EXPECT_TRUE(order.empty());
   EXPECT_EQ(SiteBytes(fn), Unpatched(fresh)) << Hex(SiteBytes(fn)) << " (was " << Hex(fresh) << ")";
-  EXPECT_EQ(SlotBytes(fn), kNopRun);
+  EXPECT_TRUE(SlotDormantThenEmptyAfterTrim(fn));
 }
 
 // ---- 3. Skip ------------------------------------------------------------------------
@@ -691,8 +763,8 @@ TEST_P(PatchTest, ABatchWithOneForeignSiteChangesNothing) {
   for (int i = 0; i < 3; ++i) {
     void* f = batch[i];
     EXPECT_EQ(SiteBytes(f), Unpatched(fresh[i])) << i << ": " << Hex(SiteBytes(f));
-    EXPECT_EQ(SlotBytes(f), kNopRun);
   }
+  EXPECT_TRUE(SlotDormantThenEmptyAfterTrim({batch[0], batch[1], batch[2]}));
 }
 
 // ---- 8. Recursion guard ------------------------------------------------------------------
@@ -820,7 +892,7 @@ TEST_P(PatchTest, AttachmentDetachesWhenDestroyed) {
   EXPECT_EQ(v.victim(3), -2);
   EXPECT_EQ(calls.load(), 2);
   EXPECT_EQ(SiteBytes(Addr(v.victim)), Unpatched(fresh)) << Hex(SiteBytes(Addr(v.victim)));
-  EXPECT_EQ(SlotBytes(Addr(v.victim)), kNopRun);
+  EXPECT_TRUE(SlotDormantThenEmptyAfterTrim(Addr(v.victim)));
 
   // By glob, and an explicit Detach() before destruction.
   Result<Attachment> g = AttachGlob(std::string(v.name) + "_vi*", hooks);
@@ -993,11 +1065,39 @@ TEST_P(LibraryPatchTest, FunctionsOfALoadedLibraryAttachAndTheLibraryUnloads) {
   // GCC's NOP run is converted once; clang's NOP is restored exactly.
   EXPECT_EQ(SiteBytes(Addr(add)), std::get<0>(GetParam()).starts_with("gcc") ? kNop5 : before)
       << Hex(SiteBytes(Addr(add))) << " (was " << Hex(before) << ")";
-  EXPECT_EQ(SlotBytes(Addr(add)), kNopRun);
+  EXPECT_EQ(SlotBytes(Addr(add))[0], 0xb8) << "the metadata entry stays cached (dormant)";
+  const size_t dormant = MetadataTable::Process().dormant();
+  EXPECT_GE(dormant, 1u);
 
+  // A dormant entry does not keep its library loaded.
+  const uintptr_t old_add = reinterpret_cast<uintptr_t>(add);
   ASSERT_EQ(dlclose(lib), 0) << dlerror();
   EXPECT_EQ(dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD), nullptr) << "the library is still loaded";
   EXPECT_EQ(padhook_attach_name("fxlib_add", &hooks, &a), PADHOOK_ENOTFOUND) << "an unloaded function";
+
+  // Loaded again (usually at the same address: the old entry, still naming
+  // that address, is stale): its fresh padding gets a new entry, and it all
+  // works; the stale entry is dropped without touching the unmapped or
+  // reloaded memory.
+  lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(lib, nullptr) << dlerror();
+  add = reinterpret_cast<int (*)(int, int)>(dlsym(lib, "fxlib_add"));
+  ASSERT_NE(add, nullptr);
+  RecordProperty("reloaded_at_same_address",
+                 reinterpret_cast<uintptr_t>(add) == old_add ? "yes" : "no");
+  EXPECT_EQ(SlotBytes(Addr(add)), kNopRun) << "a reloaded library has its file's bytes";
+  ASSERT_EQ(padhook_attach_address(Addr(add), &hooks, &a), PADHOOK_OK) << padhook_last_error();
+  EXPECT_EQ(add(5, 6), 11);
+  EXPECT_EQ(seen.count.load(), 3);
+  EXPECT_EQ(seen.function, Addr(add));
+  ASSERT_EQ(padhook_detach(a), PADHOOK_OK) << padhook_last_error();
+  EXPECT_EQ(add(5, 6), 11);
+  EXPECT_EQ(seen.count.load(), 3);
+  ASSERT_EQ(dlclose(lib), 0) << dlerror();
+  EXPECT_EQ(dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD), nullptr) << "the library is still loaded";
+  ASSERT_TRUE(MetadataTable::Process().Trim().ok());
+  EXPECT_EQ(MetadataTable::Process().dormant(), 0u)
+      << "stale entries of an unloaded library were kept";
 }
 
 }  // namespace

@@ -7,9 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #ifndef PR_SET_MDWE
 #define PR_SET_MDWE 65
@@ -54,6 +56,12 @@ class CodePage {
 
 const uint8_t kNop5[] = {0x90, 0x90, 0x90, 0x90, 0x90};
 const uint8_t kCall[] = {0xe8, 0x11, 0x22, 0x33, 0x44};
+
+std::string AddressOf(uintptr_t address) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "0x%lx", static_cast<unsigned long>(address));
+  return buf;
+}
 
 class TextWriterTest : public ::testing::TestWithParam<WriteMode> {
  protected:
@@ -169,6 +177,136 @@ TEST_P(TextWriterTest, ChildAfterForkWritesItsOwnMemory) {
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0);
   EXPECT_EQ(page.data()[0], 0xe8) << "the child's write landed in the parent";
+}
+
+// ---- The batched form: CodeBatch / StoreSource -------------------------------------
+
+std::atomic<int> g_barriers{0};
+void CountBarrier() { g_barriers.fetch_add(1); }
+
+TEST_P(TextWriterTest, PhasesRunInOrderWithTheBarrierBetween) {
+  CodePage page;
+  // Phase 2 expects what phase 1 wrote: the phases are ordered.
+  const uint8_t mid[] = {0xb8, 0x01, 0x00, 0x00, 0x00};
+  CodeBatch batch;
+  for (int i = 0; i < 20; ++i) batch.Add(page.at(16 * i), kNop5, mid, 5);
+  batch.EndPhase();
+  for (int i = 0; i < 20; ++i) batch.Add(page.at(16 * i), mid, kCall, 5);
+  batch.EndPhase();
+  batch.Add(page.at(1000), kNop5, kCall, 1);
+  EXPECT_EQ(batch.phase_count(), 3u);
+  g_barriers = 0;
+  const auto before = TextWriter::Process().stats();
+  ASSERT_TRUE(TextWriter::Process().Apply(batch, CountBarrier).ok());
+  EXPECT_EQ(g_barriers.load(), 2) << "one barrier between each two phases";
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(std::memcmp(page.data() + 16 * i, kCall, 5), 0) << i;
+  EXPECT_EQ(page.data()[1000], kCall[0]);
+  EXPECT_EQ(page.Perms(), "r-xp");
+  const auto after = TextWriter::Process().stats();
+  if (GetParam() == WriteMode::kStrict) {
+    // One pwrite per phase: the stores of a phase lie close together.
+    EXPECT_EQ(after.proc_mem_writes, before.proc_mem_writes + 3);
+  } else {
+    EXPECT_EQ(after.protection_changes, before.protection_changes + 2)
+        << "one window for the batch";
+  }
+}
+
+TEST_P(TextWriterTest, StrictWritesAClusterAtOnceAndKeepsTheBytesBetween) {
+  CodePage page;
+  for (int i = 0; i < 4000; ++i) ASSERT_EQ(page.data()[i], 0x90);
+  // Distinct bytes between the stores, which a cluster's pwrite rewrites.
+  const uint8_t pattern[] = {0x0f, 0x1f, 0x44, 0x00, 0x08};
+  std::vector<CodeWrite> prepare;
+  for (int i = 0; i < 40; ++i)
+    prepare.push_back(CodeWrite::Make(page.at(100 * i + 50), kNop5, pattern));
+  ASSERT_TRUE(TextWriter::Process().Apply(prepare).ok());
+  CodeBatch batch;
+  for (int i = 0; i < 40; ++i) batch.Add(page.at(100 * i), kNop5, kCall, 5);
+  const auto before = TextWriter::Process().stats();
+  ASSERT_TRUE(TextWriter::Process().Apply(batch).ok());
+  const auto after = TextWriter::Process().stats();
+  if (GetParam() == WriteMode::kStrict) {
+    EXPECT_EQ(after.proc_mem_writes, before.proc_mem_writes + 1);
+  }
+  EXPECT_EQ(after.writes, before.writes + 40);
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_EQ(std::memcmp(page.data() + 100 * i, kCall, 5), 0) << i;
+    EXPECT_EQ(std::memcmp(page.data() + 100 * i + 50, pattern, 5), 0)
+        << "bytes between stores changed " << i;
+    for (int j = 5; j < 50; ++j) ASSERT_EQ(page.data()[100 * i + j], 0x90) << i << "+" << j;
+  }
+}
+
+TEST_P(TextWriterTest, AFailedPhaseUndoesEveryPhaseInReverseWithBarriers) {
+  CodePage page;
+  const uint8_t int3 = 0xcc;
+  CodeBatch batch;
+  for (int i = 0; i < 30; ++i) batch.Add(page.at(16 * i), kNop5, &int3, 1);  // like B2
+  batch.EndPhase();
+  for (int i = 0; i < 30; ++i) batch.Add(page.at(16 * i + 1), kNop5 + 1, kCall + 1, 4);  // like B3
+  batch.EndPhase();
+  for (int i = 0; i < 30; ++i) {
+    // like B4; the 20th expects a byte that is not there
+    const uint8_t expected = i == 20 ? 0x0f : int3;
+    batch.Add(page.at(16 * i), &expected, kCall, 1);
+  }
+  g_barriers = 0;
+  const auto before = TextWriter::Process().stats();
+  const Status s = TextWriter::Process().Apply(batch, CountBarrier);
+  EXPECT_EQ(s.code(), Errc::kUnexpectedBytes) << s.ToString();
+  EXPECT_NE(s.message().find(AddressOf(page.at(16 * 20))), std::string::npos) << s.message();
+  EXPECT_EQ(g_barriers.load(), 4) << "2 forward, 2 between the undone phases";
+  for (int i = 0; i < 4095; ++i) ASSERT_EQ(page.data()[i], 0x90) << "byte " << i << " left written";
+  EXPECT_EQ(TextWriter::Process().stats().rollbacks, before.rollbacks + 1);
+}
+
+TEST_P(TextWriterTest, AStoreOutsideTheDeclaredPagesFailsTheBatch) {
+  CodePage page, other;
+  CodeBatch batch;
+  batch.Add(page.at(0), kNop5, kCall, 5);
+  PageSet pages = batch.pages();  // the first page only
+  batch.Add(other.at(0), kNop5, kCall, 5);
+  const Status s = TextWriter::Process().Apply(batch, pages);
+  EXPECT_EQ(s.code(), Errc::kInvalidArgument) << s.ToString();
+  EXPECT_EQ(std::memcmp(page.data(), kNop5, 5), 0) << "the first store was not undone";
+  EXPECT_EQ(std::memcmp(other.data(), kNop5, 5), 0) << "a store outside the window was made";
+  EXPECT_EQ(other.Perms(), "r-xp");
+}
+
+// A source that makes its stores on demand, with empty places (size 0).
+class EveryOtherSlot final : public StoreSource {
+ public:
+  explicit EveryOtherSlot(uintptr_t base) : base_(base) {}
+  size_t phase_count() const override { return 1; }
+  size_t phase_size(size_t) const override { return 1000; }
+  void Fill(size_t, size_t first, size_t count, CodeStore* out) const override {
+    for (size_t k = 0; k < count; ++k) {
+      const size_t i = first + k;
+      out[k] = i % 2 ? CodeStore{} : CodeStore{base_ + 4 * i, 0x90909090, 0x11223344, 4};
+    }
+    ++fills;
+  }
+  mutable int fills = 0;
+
+ private:
+  uintptr_t base_;
+};
+
+TEST_P(TextWriterTest, AStoreSourceIsAskedInBlocksAndEmptyPlacesAreSkipped) {
+  CodePage page;
+  const EveryOtherSlot source(page.at(0));
+  PageSet pages;
+  pages.Add(page.at(0), 4000);
+  const auto before = TextWriter::Process().stats();
+  ASSERT_TRUE(TextWriter::Process().Apply(source, pages).ok());
+  EXPECT_GE(source.fills, 2) << "1000 stores in one Fill: the writer should ask in blocks";
+  EXPECT_EQ(TextWriter::Process().stats().writes, before.writes + 500);
+  for (size_t i = 0; i < 1000; ++i) {
+    uint32_t v;
+    std::memcpy(&v, page.data() + 4 * i, 4);
+    ASSERT_EQ(v, i % 2 ? 0x90909090u : 0x11223344u) << i;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(BothModes, TextWriterTest,

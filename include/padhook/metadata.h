@@ -13,8 +13,11 @@
 //
 // The table never moves (a reserved region, committed as it grows), and an
 // index is reused only after a grace period, so a reader that found an entry
-// may use it until it leaves its read section (sync::ReadSection). The full
-// protocol is at the top of src/metadata.cc.
+// may use it until it leaves its read section (sync::ReadSection). An entry
+// whose last user is gone stays cached ("dormant": its index stays in the
+// padding) until its index is needed or Trim() is called, so that attaching
+// the same function again writes nothing. The full protocol is at the top of
+// src/metadata.cc.
 #pragma once
 
 #include <atomic>
@@ -39,7 +42,8 @@ struct alignas(64) MetaEntry {
   std::atomic<uintptr_t> function{0};
   // For padhook's attachment machinery (handler lists): written by attach /
   // detach under their own lock, read by the trampoline (acquire). Null when
-  // nothing is attached. Cleared when the entry is put for the last time.
+  // nothing is attached. Cleared when the entry is put for the last time
+  // (a dormant entry always has null data).
   std::atomic<void*> data{nullptr};
   // Number of Get()s not yet Put(). Guarded by the table mutex.
   uint32_t users = 0;
@@ -68,16 +72,35 @@ class MetadataTable {
   // that is not the entry of an instrumented function.
   Result<MetaEntry*> Get(uintptr_t entry);
 
-  // Drops one user. At zero users the padding gets its NOPs back and the index
-  // is retired; it is reused once a grace period has passed.
-  // Errors: kNotFound (the function has no entry), kUnexpectedBytes.
+  // Drops one user. At zero users the entry goes dormant: it keeps its index
+  // (in the padding too: Lookup still finds it, with null data) but no longer
+  // keeps its module loaded; the next Get revives it without writing code.
+  // Errors: kNotFound (the function has no live entry).
   Status Put(const Function& function);
   Status Put(uintptr_t entry);
 
-  // Batch forms: one text-write batch for all slots, all or nothing. A batch
-  // must not name the same function twice.
-  Result<std::vector<MetaEntry*>> GetMany(std::span<const Function* const> functions);
+  // Retracts every dormant entry: the padding gets its NOPs back and the
+  // indices are retired (reused once a grace period has passed). Dormant
+  // entries of modules no longer loaded are dropped without touching memory.
+  Status Trim();
+
+  // Batch forms, all or nothing: GetMany publishes every new index with one
+  // text-write batch. A batch must not name the same function twice.
+  // `created` (optional) receives the entries GetMany made (their padding held
+  // NOPs before).
+  Result<std::vector<MetaEntry*>> GetMany(std::span<const Function* const> functions,
+                                          std::vector<MetaEntry*>* created = nullptr);
   Status PutMany(std::span<const Function* const> functions);
+  // PutMany for entries the caller holds (each from its own Get or GetMany),
+  // without looking them up again; every entry whose last user goes must
+  // already have null data (the caller unpublished it). Errors: kNotFound
+  // (an entry without users: nothing is changed).
+  Status PutEntries(std::span<MetaEntry* const> entries);
+  // The undo of a GetMany whose caller then failed: PutMany, and the entries
+  // of `created` left without users are retracted at once (the padding gets
+  // its NOPs back) instead of staying dormant.
+  Status UndoGetMany(std::span<const Function* const> functions,
+                     std::span<MetaEntry* const> created);
 
   // Hot path. `entry` must be the entry of an instrumented function (the bytes
   // before it are read). Returns its entry, or null when it has none. Call it
@@ -86,19 +109,35 @@ class MetadataTable {
 
   // Statistics.
   uint32_t capacity() const noexcept { return g_capacity.load(std::memory_order_acquire); }
-  size_t live() const;        // entries in use
+  size_t live() const;        // entries in use (users > 0)
+  size_t dormant() const;     // cached entries without users
   size_t retired() const;     // indices waiting for a grace period
   size_t growth_steps() const;
 
  private:
+  // A module instance (path, load bias) that has live or dormant entries.
+  struct ModuleRecord {
+    std::string path;
+    uintptr_t bias = 0;
+    bool unloadable = false;  // a library (the main program never goes away)
+    void* handle = nullptr;   // dlopen(RTLD_NOLOAD) reference while live > 0
+    size_t live = 0;          // entries with users
+    size_t dormant = 0;       // entries without users
+  };
+
   MetadataTable() = default;
   Result<uint32_t> AllocateIndexLocked();
   // G1 for one function: why it cannot hold an index, or Ok.
   static Status CheckUsable(const Function& function);
   Status GrowLocked();
   void RecycleRetiredLocked();
-  Status HoldModuleLocked(const Function& function);
-  void ReleaseModuleLocked(const Function& function);
+  ModuleRecord* RecordLocked(const Function& function);
+  Status HoldLocked(ModuleRecord* record);
+  void ReleaseLocked(ModuleRecord* record);
+  void DropLocked(MetaEntry& entry, uint64_t cookie);
+  Status ReclaimLocked(bool retract);
+  Status PutManyLocked(std::span<const Function* const> functions,
+                       std::span<MetaEntry* const> retract);
   friend struct MetadataTableAccess;  // the inline hot path (src/metadata_inline.h)
 
   // Read by Lookup on every call; written once (base) or under mutex_
@@ -115,15 +154,14 @@ class MetadataTable {
   };
   std::vector<Retired> retired_;  // oldest first
   size_t live_ = 0;
+  size_t dormant_ = 0;
   uint64_t recycled_at_grace_ = ~0ull;  // GracePeriodsCompleted() at the last recycling pass
+  unsigned long long unloads_at_sweep_ = 0;  // dl_iterate_phdr's dlpi_subs at the last stale sweep
   size_t growth_steps_ = 0;
-  // Modules with live entries are kept loaded (dlopen RTLD_NOLOAD reference)
-  // so that dlclose() cannot unmap padding that holds an index.
-  struct ModuleHold {
-    void* handle;
-    size_t entries;
-  };
-  std::map<std::string, ModuleHold> holds_;  // by module path
+  // The module of each handed-out index (by index; a reserved region like the
+  // table, so that only the pages of used indices are ever touched).
+  ModuleRecord** owners_ = nullptr;
+  std::map<std::pair<std::string, uintptr_t>, ModuleRecord> records_;  // by (path, bias)
 };
 
 }  // namespace padhook

@@ -11,27 +11,38 @@
 //     shared between the functions of a batch); g_attach_mutex only.
 //   g_retired: blocks no function points at any more, freed after a grace
 //     period; g_attach_mutex only.
+//   g_entries_of: each attachment's metadata entries (from T1, for D1/D4);
+//     g_attach_mutex only.
+//   g_memo_slots: the site memo of each metadata entry (patch::SiteMemo,
+//     verified hints for ChangeSites); written by T2/D1 and by ChangeSites
+//     during T3/D2, all under g_attach_mutex.
 //
 // Attach(functions, hooks), under g_attach_mutex
 //   T1. Get every function's metadata entry (one batch; all or nothing).
 //   T2. For each function publish a new block = old block + this client.
-//       The old block is retired, not freed (readers may hold it).
+//       The old block is retired, not freed (readers may hold it). Functions
+//       that had the same block get the same new one. Note the pages of the
+//       sites and, for functions attached before, their site memos.
 //   T3. Patch every site that was not patched yet (one ChangeSites batch: one
 //       synchronization round for all). When T3 returns, every call on every
-//       thread runs the new handlers.
+//       thread runs the new handlers. Keep T1's entries for the detach.
 //   On failure in T3: publish the old blocks back, wait a grace period, free
-//   the new blocks, put the entries: nothing remains changed.
+//   the new blocks, put the entries and retract those T1 created: nothing
+//   remains changed (entries that were dormant before are dormant again).
 //
 // Detach(attachment), under g_attach_mutex
-//   D1. For each function publish a block without this client (or none).
+//   D1. For each function (its entry kept by T3) publish a block without this
+//       client (or none); note the sites' pages and memos.
 //   D2. Unpatch the sites that have no handler left (one ChangeSites batch).
 //   D3. sync::Synchronize(): every thread that could have read an old block
 //       has left its read section, so no handler of this client is running
 //       or will run (a thread entering the trampoline from now on reads the
-//       new block, or finds no metadata).
-//   D4. Free the retired blocks; put the entries of unpatched functions.
+//       new block, or an entry with none).
+//   D4. Free the retired blocks; put the entries (an entry left without users
+//       stays dormant, with null data: metadata.cc).
 //   A thread that executed a site's call before D2 but reaches the dispatcher
-//   only after D4 finds the slot retracted (or a new entry) and runs nothing
+//   only after D4 finds a block without this client, an entry with no block,
+//   or (once the entry was reclaimed) no entry or a new one, and runs nothing
 //   it should not: the dispatcher reads everything inside its read section.
 //
 // The dispatcher (padhook_dispatch_entry), on every hooked call
@@ -42,6 +53,7 @@
 //   R3. Run each handler of the block, in attach order, until one skips or
 //       diverts the call.
 //   R4. Leave the read section.
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -51,11 +63,13 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <unordered_map>
 #include <vector>
 
 #include "arch.h"
 #include "hooks/handler_block.h"
 #include "hooks/shadow_stack.h"
+#include "loader_events.h"
 #include "metadata_inline.h"
 #include "padhook/hooks.h"
 #include "padhook/metadata.h"
@@ -71,6 +85,8 @@ namespace {
 // allocates one block, not n (and detach likewise). Blocks are shared between
 // functions, so each counts its functions (refs) and is retired, to be freed
 // after a grace period, only when the last function lets go of it.
+// The common batch has one old block for all its functions (none, on a first
+// attach): that case costs a compare per function, no map and no list.
 class BlockSwap {
  public:
   BlockSwap(const internal::AttachmentState* add, const internal::AttachmentState* remove)
@@ -78,18 +94,25 @@ class BlockSwap {
   // The new block for a function whose current block is `old` (made once per
   // distinct `old`); counts the function on it.
   HandlerBlock* Replace(HandlerBlock* old) {
-    auto it = made_.find(old);
-    if (it == made_.end()) it = made_.emplace(old, HandlerBlock::Make(old, add_, remove_)).first;
-    HandlerBlock* fresh = it->second;
-    if (fresh != nullptr) ++fresh->refs;
-    if (old != nullptr) released_.push_back(old);
-    return fresh;
+    if (!have_last_ || old != last_old_) SwitchTo(old);
+    if (last_fresh_ != nullptr) ++last_fresh_->refs;
+    if (old != nullptr) ++released_.back().second;
+    return last_fresh_;
   }
   // After publishing: drop the functions' references to their old blocks.
   void Commit(std::vector<HandlerBlock*>* retired) {
-    for (HandlerBlock* old : released_) {
-      if (--old->refs == 0) retired->push_back(old);
+    for (auto [old, functions] : released_) {
+      old->refs -= functions;
+      if (old->refs == 0) retired->push_back(old);
     }
+  }
+  // The block `fresh` replaced (attach: every new block replaced exactly one).
+  HandlerBlock* OldOf(HandlerBlock* fresh) const {
+    if (fresh == last_fresh_) return last_old_;
+    for (const auto& [old, made] : made_) {
+      if (made == fresh) return old;
+    }
+    return nullptr;
   }
   // Instead of Commit, when the new blocks were published back: free them.
   void Abandon() {
@@ -99,14 +122,66 @@ class BlockSwap {
   }
 
  private:
+  // A function with another old block than the previous one.
+  [[gnu::noinline]] void SwitchTo(HandlerBlock* old) {
+    auto it = made_.find(old);
+    if (it == made_.end()) it = made_.emplace(old, HandlerBlock::Make(old, add_, remove_)).first;
+    last_old_ = old;
+    last_fresh_ = it->second;
+    have_last_ = true;
+    if (old != nullptr) released_.emplace_back(old, 0);
+  }
+
   const internal::AttachmentState* add_;
   const internal::AttachmentState* remove_;
   std::map<HandlerBlock*, HandlerBlock*> made_;
-  std::vector<HandlerBlock*> released_;
+  bool have_last_ = false;
+  HandlerBlock* last_old_ = nullptr;
+  HandlerBlock* last_fresh_ = nullptr;
+  std::vector<std::pair<HandlerBlock*, uint32_t>> released_;  // (old block, functions), runs
 };
 
 std::mutex g_attach_mutex;             // serializes attach and detach
 std::vector<HandlerBlock*> g_retired;  // under g_attach_mutex; freed after a grace period
+
+// The site memo of each metadata entry (patch::SiteMemo), so that attaching
+// or detaching a function again writes its site without reading its Function
+// or encoding its call again. By metadata index, in a reserved region (only
+// the pages of indices used are touched); under g_attach_mutex. A slot is
+// used only for the function it was made for (the entry's address), and only
+// while no module was unloaded since: a module loaded again at the same
+// address may have other bytes or another stub. (Even then a memo is only a
+// hint: the patcher verifies every store.)
+struct MemoSlot {
+  uintptr_t function;
+  unsigned long long unloads;  // ModuleUnloads() when it was made
+  patch::SiteMemo memo;
+};
+MemoSlot* g_memo_slots = nullptr;
+
+// The metadata entries T1 got for each attachment, by position in its
+// function list, kept for its detach (D1 and D4 then look nothing up; the
+// attachment's users keep the entries live). Under g_attach_mutex.
+std::unordered_map<const internal::AttachmentState*, std::vector<MetaEntry*>> g_entries_of;
+
+// Reserves the memo slots (once); false if the region cannot be had.
+[[gnu::noinline]] bool MapMemoSlots() {
+  void* region = mmap(nullptr, sizeof(MemoSlot) * size_t{MetadataTable::kMaxEntries},
+                      PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (region == MAP_FAILED) return false;
+  g_memo_slots = static_cast<MemoSlot*>(region);
+  return true;
+}
+
+// The memo of entry e, reset when it was made for another function or before
+// a module was unloaded. The slots must be mapped (MapMemoSlots).
+[[gnu::always_inline]] inline patch::SiteMemo* MemoOf(const MetaEntry* e,
+                                                      unsigned long long unloads) {
+  MemoSlot& slot = g_memo_slots[e->index];
+  const uintptr_t function = e->function.load(std::memory_order_relaxed);
+  if (slot.function != function || slot.unloads != unloads) slot = {function, unloads, {}};
+  return &slot.memo;
+}
 
 void FreeRetiredLocked() {
   for (HandlerBlock* b : g_retired) HandlerBlock::Free(b);
@@ -132,53 +207,139 @@ Attachment& Attachment::operator=(Attachment&& other) noexcept {
 
 size_t Attachment::size() const noexcept { return state_ ? state_->functions.size() : 0; }
 
-Result<Attachment> AttachFunctions(std::span<const Function* const> requested, const Hooks& hooks,
-                                   std::shared_ptr<const FunctionTable::Snapshot> snapshot) {
+namespace {
+
+// True when `functions` is sorted by entry without repeats. The common list
+// (a module's functions in order) is recognized without reading them: a
+// module's functions are one array sorted by entry, so increasing pointers
+// into the first one's array are increasing entries.
+bool InEntryOrder(const std::vector<const Function*>& functions) {
+  const Module* module = functions.front()->module;
+  if (module != nullptr) {
+    const Function* begin = module->functions.data();
+    const Function* end = begin + module->functions.size();
+    bool ordered = true;
+    for (size_t i = 0; i < functions.size() && ordered; ++i) {
+      ordered = functions[i] >= begin && functions[i] < end &&
+                (i == 0 || functions[i - 1] < functions[i]);
+    }
+    if (ordered) return true;
+  }
+  for (size_t i = 1; i < functions.size(); ++i) {
+    if (functions[i - 1]->entry >= functions[i]->entry) return false;
+  }
+  return true;
+}
+
+// T1..T3 for a list the attachment will own (sorted and de-duplicated here
+// unless it already is: callers usually pass functions in address order).
+Result<std::unique_ptr<internal::AttachmentState>> AttachOwned(
+    std::vector<const Function*> functions, const Hooks& hooks,
+    std::shared_ptr<const FunctionTable::Snapshot> snapshot) {
   if (hooks.on_entry == nullptr && hooks.on_exit == nullptr) {
     return Status(Errc::kInvalidArgument, "no handler given (on_entry and on_exit are both null)");
   }
   if (hooks.on_exit != nullptr) EnsureShadowKey();  // before any call can push a shadow frame
-  if (requested.empty()) return Status(Errc::kNotFound, "no function to attach to");
+  if (functions.empty()) return Status(Errc::kNotFound, "no function to attach to");
   if (sync::InReadSection()) {
     return Status(Errc::kBusy, "attach called from inside a handler");
+  }
+  auto by_entry = [](const Function* a, const Function* b) { return a->entry < b->entry; };
+  if (!InEntryOrder(functions)) {
+    std::sort(functions.begin(), functions.end(), by_entry);
+    functions.erase(
+        std::unique(functions.begin(), functions.end(),
+                    [](const Function* a, const Function* b) { return a->entry == b->entry; }),
+        functions.end());
   }
   auto state = std::make_unique<internal::AttachmentState>();
   state->hooks = hooks;
   state->snapshot = std::move(snapshot);
-  state->functions.assign(requested.begin(), requested.end());
-  std::sort(state->functions.begin(), state->functions.end(),
-            [](const Function* a, const Function* b) { return a->entry < b->entry; });
-  state->functions.erase(
-      std::unique(state->functions.begin(), state->functions.end(),
-                  [](const Function* a, const Function* b) { return a->entry == b->entry; }),
-      state->functions.end());
+  state->functions = std::move(functions);
 
   std::lock_guard<std::mutex> lock(g_attach_mutex);
   MetadataTable& table = MetadataTable::Process();
-  Result<std::vector<MetaEntry*>> entries = table.GetMany(state->functions);  // T1
+  std::vector<MetaEntry*> created;
+  Result<std::vector<MetaEntry*>> entries = table.GetMany(state->functions, &created);  // T1
   if (!entries.ok()) return entries.status();
 
-  std::vector<HandlerBlock*> old_blocks;  // T2
-  std::vector<patch::SiteChange> changes;
+  // T2. Sites to patch: those without handlers so far (all of them, usually:
+  // then the function list itself is the list).
+  std::vector<const Function*> unpatched;
+  bool all_unpatched = true;
+  PageSet site_pages;  // from the entries at hand: spares ChangeSites a pass
+  // Site memos for functions attached before (a first attach has none: it
+  // would only fault the memo pages in; its detach makes them).
+  const unsigned long long unloads = created.empty() ? ModuleUnloads() : 0;
+  const bool with_memos = created.empty() && (g_memo_slots != nullptr || MapMemoSlots());
+  // Every element is set before it is read (no zeroing of 80 KB per 10,000).
+  std::unique_ptr<patch::SiteMemo*[]> memos(
+      with_memos ? new patch::SiteMemo*[state->functions.size()] : nullptr);
   BlockSwap swap(state.get(), nullptr);
   for (size_t i = 0; i < state->functions.size(); ++i) {
     MetaEntry* e = (*entries)[i];
     HandlerBlock* old = BlockOf(e);
-    old_blocks.push_back(old);
     e->data.store(swap.Replace(old), std::memory_order_release);
-    if (old == nullptr) changes.push_back({state->functions[i], /*to_call=*/true});
-  }
-  if (Status patched = patch::ChangeSites(changes); !patched.ok()) {  // T3
-    for (size_t i = 0; i < state->functions.size(); ++i) {
-      (*entries)[i]->data.store(old_blocks[i], std::memory_order_release);
+    patch::AddSitePages(e->function.load(std::memory_order_relaxed), &site_pages);
+    if (with_memos) memos[i] = MemoOf(e, unloads);
+    if (old != nullptr && all_unpatched) {
+      all_unpatched = false;
+      unpatched.assign(state->functions.begin(), state->functions.begin() + i);
+    } else if (old == nullptr && !all_unpatched) {
+      unpatched.push_back(state->functions[i]);
     }
+  }
+  const std::span<const Function* const> to_patch =
+      all_unpatched ? std::span<const Function* const>(state->functions) : unpatched;
+  // One memo per function patched, or none.
+  const std::span<patch::SiteMemo* const> memo_span(
+      memos.get(), all_unpatched && with_memos ? to_patch.size() : 0);
+  if (Status patched = patch::ChangeSites(to_patch, /*to_call=*/true, &site_pages, memo_span);
+      !patched.ok()) {  // T3
+    for (MetaEntry* e : *entries) e->data.store(swap.OldOf(BlockOf(e)), std::memory_order_release);
     (void)sync::Synchronize();
     swap.Abandon();
-    (void)table.PutMany(state->functions);
+    (void)table.UndoGetMany(state->functions, created);  // new slots get their NOPs back
     return patched;
   }
   swap.Commit(&g_retired);
-  return Attachment(state.release());
+  g_entries_of.emplace(state.get(), std::move(*entries));
+  return state;
+}
+
+}  // namespace
+
+namespace {
+// A list the caller of AttachFunctions built for it and no longer needs
+// (AttachAddresses, AttachName, AttachGlob): AttachFunctions, the only one
+// that may make an Attachment (padhook/hooks.h), takes it over instead of
+// copying it. This thread's, valid for one call.
+thread_local std::vector<const Function*>* t_donated_list = nullptr;
+
+Result<Attachment> AttachDonated(std::vector<const Function*>* functions, const Hooks& hooks,
+                                 std::shared_ptr<const FunctionTable::Snapshot> snapshot) {
+  t_donated_list = functions;
+  Result<Attachment> attached = AttachFunctions(*functions, hooks, std::move(snapshot));
+  t_donated_list = nullptr;
+  return attached;
+}
+}  // namespace
+
+// Every attach ends here: only this friend of Attachment may make one.
+Result<Attachment> AttachFunctions(std::span<const Function* const> requested, const Hooks& hooks,
+                                   std::shared_ptr<const FunctionTable::Snapshot> snapshot) {
+  std::vector<const Function*> functions;
+  if (t_donated_list != nullptr && t_donated_list->data() == requested.data() &&
+      t_donated_list->size() == requested.size()) {
+    functions = std::move(*t_donated_list);
+  } else {
+    functions.assign(requested.begin(), requested.end());
+  }
+  t_donated_list = nullptr;
+  Result<std::unique_ptr<internal::AttachmentState>> state =
+      AttachOwned(std::move(functions), hooks, std::move(snapshot));
+  if (!state.ok()) return state.status();
+  return Attachment(state->release());
 }
 
 Status Attachment::Detach() {
@@ -187,27 +348,58 @@ Status Attachment::Detach() {
   std::unique_ptr<internal::AttachmentState> state(state_);
   state_ = nullptr;
   std::lock_guard<std::mutex> lock(g_attach_mutex);
-  std::vector<patch::SiteChange> changes;  // D1
+  // D1. Sites to unpatch: those left without handlers (all of them, usually).
+  std::vector<const Function*> emptied;
+  bool all_emptied = true;
+  std::vector<MetaEntry*> entries;  // T1's, for D1 and D4
+  if (auto kept = g_entries_of.find(state.get()); kept != g_entries_of.end()) {
+    entries = std::move(kept->second);
+    g_entries_of.erase(kept);
+  } else {  // cannot happen: every attachment's entries are kept
+    for (const Function* f : state->functions)
+      entries.push_back(MetadataTableAccess::Lookup(f->entry));
+  }
+  PageSet site_pages;
+  const unsigned long long unloads = ModuleUnloads();
+  const bool with_memos = g_memo_slots != nullptr || MapMemoSlots();
+  std::unique_ptr<patch::SiteMemo*[]> memos(
+      with_memos ? new patch::SiteMemo*[state->functions.size()] : nullptr);
   BlockSwap swap(nullptr, state.get());
-  for (const Function* f : state->functions) {
-    MetaEntry* e = MetadataTableAccess::Lookup(f->entry);
-    if (e == nullptr) continue;  // cannot happen while attached; be safe
-    HandlerBlock* fresh = swap.Replace(BlockOf(e));
-    e->data.store(fresh, std::memory_order_release);
-    if (fresh == nullptr) changes.push_back({f, /*to_call=*/false});
+  for (size_t i = 0; i < state->functions.size(); ++i) {
+    const Function* f = state->functions[i];
+    MetaEntry* e = entries[i];
+    HandlerBlock* fresh = e == nullptr ? nullptr : swap.Replace(BlockOf(e));
+    if (e != nullptr) {
+      e->data.store(fresh, std::memory_order_release);
+      patch::AddSitePages(e->function.load(std::memory_order_relaxed), &site_pages);
+    }
+    if (with_memos) memos[i] = e != nullptr ? MemoOf(e, unloads) : nullptr;
+    const bool unpatch =
+        e != nullptr && fresh == nullptr;  // e == null cannot happen while attached
+    if (!unpatch && all_emptied) {
+      all_emptied = false;
+      emptied.assign(state->functions.begin(), state->functions.begin() + i);
+    } else if (unpatch && !all_emptied) {
+      emptied.push_back(f);
+    }
   }
   swap.Commit(&g_retired);
-  Status status = patch::ChangeSites(changes);  // D2
-  (void)sync::Synchronize();                    // D3
-  FreeRetiredLocked();                          // D4
+  const std::span<const Function* const> to_unpatch =
+      all_emptied ? std::span<const Function* const>(state->functions) : emptied;
+  const std::span<patch::SiteMemo* const> memo_span(
+      memos.get(), all_emptied && with_memos ? to_unpatch.size() : 0);
+  Status status = patch::ChangeSites(to_unpatch, /*to_call=*/false, &site_pages, memo_span);  // D2
+  (void)sync::Synchronize();                                                                  // D3
+  FreeRetiredLocked();                                                                        // D4
   if (!status.ok()) {
     // The handlers are gone (D1, D3); the sites stay patched and keep their
     // metadata, running the trampoline with no handler.
     return status;
   }
-  // Everyone's users: the entries stay while other clients hold them.
-  std::vector<const Function*> all(state->functions.begin(), state->functions.end());
-  return MetadataTable::Process().PutMany(all);
+  // Everyone's users: the entries stay while other clients hold them. An
+  // entry left without users has null data (D1 published none).
+  std::erase(entries, nullptr);
+  return MetadataTable::Process().PutEntries(entries);
 }
 
 namespace {
@@ -216,7 +408,7 @@ Result<Attachment> AttachList(std::vector<const Function*> functions, const Hook
                               std::shared_ptr<const FunctionTable::Snapshot> snapshot,
                               const std::string& what) {
   if (functions.empty()) return Status(Errc::kNotFound, what + " matches no instrumented function");
-  return AttachFunctions(functions, hooks, std::move(snapshot));
+  return AttachDonated(&functions, hooks, std::move(snapshot));
 }
 
 std::shared_ptr<const FunctionTable::Snapshot> FreshSnapshot() {
@@ -224,23 +416,46 @@ std::shared_ptr<const FunctionTable::Snapshot> FreshSnapshot() {
   return FunctionTable::Process().snapshot();
 }
 
+// Finds functions by entry address. Consecutive addresses are usually
+// consecutive functions of one module: the one after the last found is tried
+// before a search.
+class EntryFinder {
+ public:
+  explicit EntryFinder(const FunctionTable::Snapshot& snapshot) : snapshot_(snapshot) {}
+  const Function* Find(uintptr_t entry) {
+    if (module_ != nullptr && next_ < module_->functions.size() &&
+        module_->functions[next_].entry == entry) {
+      return &module_->functions[next_++];
+    }
+    const Module* m = snapshot_.FindModule(entry);
+    const Function* f = m != nullptr ? m->FindByEntry(entry) : nullptr;
+    if (f != nullptr) {
+      module_ = m;
+      next_ = static_cast<size_t>(f - m->functions.data()) + 1;
+    }
+    return f;
+  }
+
+ private:
+  const FunctionTable::Snapshot& snapshot_;
+  const Module* module_ = nullptr;
+  size_t next_ = 0;
+};
+
 }  // namespace
 
 Result<Attachment> AttachAddresses(std::span<const void* const> addresses, const Hooks& hooks) {
   auto snapshot = FunctionTable::Process().snapshot();
-  std::vector<const Function*> functions;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    functions.clear();
-    bool all = true;
+    std::vector<const Function*> functions;
+    functions.reserve(addresses.size());
+    EntryFinder finder(*snapshot);
     for (const void* a : addresses) {
-      const Function* f = snapshot->FindByEntry(reinterpret_cast<uintptr_t>(a));
-      if (f == nullptr) {
-        all = false;
-        break;
-      }
+      const Function* f = finder.Find(reinterpret_cast<uintptr_t>(a));
+      if (f == nullptr) break;
       functions.push_back(f);
     }
-    if (all) return AttachFunctions(functions, hooks, snapshot);
+    if (functions.size() == addresses.size()) return AttachDonated(&functions, hooks, snapshot);
     snapshot = FreshSnapshot();  // a module loaded since the last scan?
   }
   for (const void* a : addresses) {

@@ -9,7 +9,8 @@
 //   A1. Read the 8-byte word; check the site holds the expected instruction.
 //   A2. One aligned 8-byte store writes the new instruction (TextWriter
 //       guarantee 3). A CPU fetching the word sees either instruction whole:
-//       both are single 5-byte instructions at the same address.
+//       both are single 5-byte instructions at the same address. The other
+//       bytes of the word get back the values A1 read.
 //   A3. After the whole batch: one serializing barrier on every CPU running
 //       this process (membarrier SYNC_CORE), so no CPU keeps executing the old
 //       instruction from its pipeline once ChangeSites returns.
@@ -29,16 +30,20 @@
 //   Any other SIGTRAP is passed to the handler the application installed
 //   (or the default action): padhook never swallows a signal that is not its own.
 //
-// Protocol C: converting 1-byte NOP runs (GCC), once per module
+// Protocol C: converting 1-byte NOP runs (GCC), before the first patch on a page
 //   The int3 protocol is not enough for a run of 1-byte NOPs: a thread can be
 //   stopped between two of them, and would resume in the middle of the new
-//   instruction. So before the first patch in a module:
+//   instruction. So when a batch would patch a site that is still a NOP run:
 //   C1. Pick a real-time signal nobody handles; install a handler.
 //   C2. Send it to every other thread (/proc/self/task, tgkill); repeat until
 //       no new thread appears. Each handler counts itself in and waits (futex,
 //       no spinning).
-//   C3. With every other thread stopped, rewrite every NOP run of the module
-//       into one 5-byte NOP (TextWriter batch, verified).
+//   C3. With every other thread stopped, rewrite into one 5-byte NOP every NOP
+//       run on the pages of those sites: the batch's own, and those of every
+//       other function of the module whose site lies on such a page (one
+//       TextWriter batch, verified). The pages are about to be copied on
+//       write anyway; converting their neighbours spares later batches a stop,
+//       and leaving the rest of the module alone spares copying all its pages.
 //   C4. Release the threads. Each checks its own interrupted PC: inside a
 //       converted run (site < pc < site + kSiteSize) it moves the PC to
 //       site + kSiteSize, which is what executing the remaining NOPs would
@@ -46,14 +51,38 @@
 //   C5. Wait until every thread has left the handler; restore the signal's
 //       previous disposition. A thread that does not arrive in time (it blocks
 //       the signal) fails the conversion before anything is written.
-//   Afterwards the module's sites are single NOPs and use protocols A or B.
+//   The bytes are the record: a site that reads as a NOP run was not
+//   converted yet. Afterwards the sites are single NOPs and use protocols A
+//   or B. A conversion is permanent, even when the batch that needed it fails.
 //
 // Shared variables
 //   g_inflight[2], g_inflight_current: written by the patching thread under
 //     g_patch_mutex (release), read by the SIGTRAP handler (acquire).
-//   g_stop: the stop-the-world state; written by the controller, read and
-//     counted by the handlers (atomics, futex waits).
-//   g_stubs: written under g_patch_mutex only.
+//   g_stop: the stop-the-world state; written by the controller before the
+//     first signal is sent, read and counted by the handlers (atomics, futex
+//     waits); freed once every handler that entered has left (C5).
+//   g_stubs, g_stats: written under g_patch_mutex only.
+//
+// Batches (ChangeSites): all or nothing, in at most two TextWriter batches.
+//   S1. Fast mode, unless the batch's first site is still a NOP run (a first
+//       attach): the optimistic pass. No plan: one TextWriter batch writes
+//       protocol A (A1, A2) at every site that is ready for it (a known kind,
+//       in one word, converted, a stub in reach: made here if needed), the
+//       stores computed from the function list as the writer asks for them.
+//       Every other site gets no store and is left for S2; a site is never
+//       written and then undone because of another one. Barrier (A3). If the
+//       writer failed (bytes not as expected...), it undid the pass: S2 then
+//       does the whole batch again (and reports why it cannot).
+//   S2. The planned pass, for the whole batch in strict mode or after a failed
+//       S1, else for the sites S1 left: plan every site (kind, stub, protocol,
+//       pages), convert the NOP runs (C), publish B's in-flight sites (B1),
+//       and write one TextWriter batch: a phase of A words and B's int3s, then
+//       B's tails, then B's heads, with a barrier between phases (B2..B4) and
+//       after (A3). On failure the writer undid it (barriers between the
+//       undone phases), and the sites S1 changed are changed back by a planned
+//       batch the other way.
+// The stores are never kept in a list: a batch of 100,000 sites allocates a
+// few words per site.
 #include "patch/live_patcher.h"
 
 #include <dirent.h>
@@ -72,9 +101,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstring>
-#include <map>
 #include <mutex>
-#include <set>
 #include <string>
 #include <thread>
 
@@ -98,12 +125,12 @@ std::atomic<uint64_t> g_chained_traps{0};
 
 uintptr_t SiteOf(const Function& f) { return f.entry + f.site.landing_pad; }
 
-Bytes ReadSite(uintptr_t site) {
-  Bytes b;
-  for (size_t i = 0; i < kSiteSize; ++i) {
-    b[i] = __atomic_load_n(reinterpret_cast<const uint8_t*>(site + i), __ATOMIC_ACQUIRE);
-  }
-  return b;
+// True when the site still holds the compiler's run of 1-byte NOPs.
+bool IsNopRun(uintptr_t site) {
+  uint32_t head;
+  std::memcpy(&head, reinterpret_cast<const void*>(site), 4);  // no atomicity needed: a yes/no hint
+  return head == 0x90909090u &&
+         __atomic_load_n(reinterpret_cast<const uint8_t*>(site + 4), __ATOMIC_ACQUIRE) == 0x90;
 }
 
 Bytes SiteNop() {
@@ -133,9 +160,6 @@ struct StubPage {
   uintptr_t address;  // one page; the stub is at its start
 };
 std::vector<StubPage> g_stubs;
-// Modules whose NOP runs were converted (protocol C), by (path, bias); under
-// g_patch_mutex. A module's snapshot keeps saying kNopRun: this is the record.
-std::set<std::pair<std::string, uintptr_t>> g_converted_modules;
 
 bool InReach(uintptr_t stub, uintptr_t low, uintptr_t high) {
   const uint64_t margin = arch::kCallReach - 2 * kSiteSize;
@@ -253,22 +277,43 @@ Status InstallSigtrapLocked() {
 }
 
 // Publishes `sites` as the current in-flight table (B1). The table two
-// generations old is freed: its traps were all delivered long ago (a whole
-// batch with three barriers has passed since).
+// generations old is freed or reused: its traps were all delivered long ago
+// (a whole batch with three barriers has passed since).
 Status PublishInflightLocked(std::vector<uintptr_t> sites) {
-  std::sort(sites.begin(), sites.end());
+  if (!std::is_sorted(sites.begin(), sites.end())) std::sort(sites.begin(), sites.end());
+  const unsigned next = g_inflight_current.load(std::memory_order_relaxed) ^ 1;
+  // A table that fits in a page takes generation `next`'s own page, kept
+  // from one batch to the next: a small batch (one function) maps nothing.
+  static void* small_pages[2] = {nullptr, nullptr};  // under g_patch_mutex; never unmapped
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   const size_t bytes = sizeof(InflightTable) + sizeof(uintptr_t) * sites.size();
-  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (mem == MAP_FAILED) return Status::FromErrno(errno, "allocating the in-flight breakpoint table");
+  void* mem;
+  if (bytes <= page) {
+    if (small_pages[next] == nullptr) {
+      small_pages[next] =
+          mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (small_pages[next] == MAP_FAILED) {
+        small_pages[next] = nullptr;
+        return Status::FromErrno(errno, "allocating the in-flight breakpoint table");
+      }
+    }
+    mem = small_pages[next];
+  } else {
+    mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+      return Status::FromErrno(errno, "allocating the in-flight breakpoint table");
+  }
+  // The table two generations old (in slot `next`) goes now; when it is the
+  // small page it is emptied before it is refilled.
+  InflightTable* old = g_inflight[next].exchange(nullptr, std::memory_order_acq_rel);
+  if (old != nullptr && old != small_pages[next]) {
+    munmap(old, sizeof(InflightTable) + sizeof(uintptr_t) * old->count);
+  }
   auto* table = static_cast<InflightTable*>(mem);
   table->count = sites.size();
   std::copy(sites.begin(), sites.end(), table->sites);
-  const unsigned next = g_inflight_current.load(std::memory_order_relaxed) ^ 1;
-  InflightTable* old = g_inflight[next].exchange(table, std::memory_order_acq_rel);
+  g_inflight[next].store(table, std::memory_order_release);
   g_inflight_current.store(next, std::memory_order_release);
-  if (old != nullptr) {
-    munmap(old, sizeof(InflightTable) + sizeof(uintptr_t) * old->count);
-  }
   return Status::Ok();
 }
 
@@ -282,7 +327,7 @@ struct StopState {
   std::atomic<int> arrived{0};
   std::atomic<int> departed{0};
   std::atomic<int> released{0};  // futex word: 0 while stopped
-  const std::vector<uintptr_t>* runs = nullptr;  // sorted converted sites
+  std::vector<uintptr_t> runs;   // the converted sites, sorted
   std::atomic<uint64_t> moved{0};
 };
 StopState* g_stop = nullptr;  // set before the first signal is sent
@@ -296,7 +341,7 @@ void OnStopSignal(int, siginfo_t*, void* ucontext) {
     Futex(&st->released, FUTEX_WAIT_PRIVATE, 0);
   }
   const uintptr_t pc = arch::ContextPc(ucontext);
-  const auto& runs = *st->runs;
+  const auto& runs = st->runs;
   auto it = std::upper_bound(runs.begin(), runs.end(), pc);  // first site > pc
   if (it != runs.begin()) {
     const uintptr_t site = *(it - 1);
@@ -362,28 +407,46 @@ int PickStopSignal() {
   return -1;
 }
 
-// Protocol C for the given NOP-run sites (all of one or more modules).
-Status ConvertNopRunsLocked(const std::vector<const Function*>& functions) {
-  std::vector<uintptr_t> runs;
-  std::vector<CodeWrite> writes;
-  const Bytes nop = SiteNop();
-  for (const Function* f : functions) {
-    const uintptr_t site = SiteOf(*f);
-    const Bytes run = {0x90, 0x90, 0x90, 0x90, 0x90};
-    if (ReadSite(site) != run) continue;  // already converted (or not ours: verified below)
-    runs.push_back(site);
+const Bytes kNopRunBytes = {0x90, 0x90, 0x90, 0x90, 0x90};
+
+uint64_t AsWord(const Bytes& b) {
+  uint64_t w = 0;
+  std::memcpy(&w, b.data(), kSiteSize);
+  return w;
+}
+
+// C3's stores: every site of `runs` (sorted), NOP run -> one NOP.
+class RunConversion final : public StoreSource {
+ public:
+  explicit RunConversion(const std::vector<uintptr_t>& runs) : runs_(runs) {}
+  size_t phase_count() const override { return runs_.empty() ? 0 : 1; }
+  size_t phase_size(size_t) const override { return runs_.size(); }
+  void Fill(size_t, size_t first, size_t count, CodeStore* out) const override {
+    for (size_t k = 0; k < count; ++k) out[k] = {runs_[first + k], run_, nop_, kSiteSize};
   }
-  std::sort(runs.begin(), runs.end());
-  runs.erase(std::unique(runs.begin(), runs.end()), runs.end());
-  if (runs.empty()) return Status::Ok();
-  for (uintptr_t site : runs) {
-    const Bytes run = {0x90, 0x90, 0x90, 0x90, 0x90};
-    writes.push_back(CodeWrite::Make(site, run, nop));
-  }
+
+ private:
+  const std::vector<uintptr_t>& runs_;
+  const uint64_t run_ = AsWord(kNopRunBytes);
+  const uint64_t nop_ = AsWord(SiteNop());
+};
+
+// Protocol C for the given NOP-run sites (sorted, unique).
+Status ConvertNopRunsLocked(std::vector<uintptr_t> sites) {
+  if (sites.empty()) return Status::Ok();
+  // The handlers read the sites (C4) through the state, which must outlive a
+  // handler entered late: it owns them.
+  auto state = std::make_unique<StopState>();
+  state->runs = std::move(sites);
+  const std::vector<uintptr_t>& runs = state->runs;
+  const RunConversion conversion(runs);
+  PageSet pages;
+  for (uintptr_t site : runs) pages.Add(site, kSiteSize);
 
   // Everything that allocates happens before the first thread stops: a
   // stopped thread may hold the malloc lock.
-  Result<std::unique_ptr<TextWriter::Prepared>> prepared = TextWriter::Process().Prepare(writes);
+  Result<std::unique_ptr<TextWriter::Prepared>> prepared =
+      TextWriter::Process().Prepare(conversion, pages);
   if (!prepared.ok()) return prepared.status();
   constexpr size_t kMaxThreads = 1 << 16;
   std::vector<pid_t> stopped, current;
@@ -392,10 +455,7 @@ Status ConvertNopRunsLocked(const std::vector<const Function*>& functions) {
 
   const int sig = PickStopSignal();  // C1
   if (sig < 0) return Status(Errc::kUnsupported, "no free real-time signal to stop threads with");
-  // Never freed: a handler still being entered after a timeout may read it.
-  StopState& state = *new StopState;
-  state.runs = new std::vector<uintptr_t>(runs);
-  g_stop = &state;
+  g_stop = state.get();
   struct sigaction sa = {}, previous = {};
   sa.sa_sigaction = OnStopSignal;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
@@ -414,17 +474,17 @@ Status ConvertNopRunsLocked(const std::vector<const Function*>& functions) {
       }
     }
     if (sent == 0) break;
-    if (!WaitFor(state.arrived, static_cast<int>(stopped.size()), std::chrono::milliseconds(2000))) {
+    if (!WaitFor(state->arrived, static_cast<int>(stopped.size()),
+                 std::chrono::milliseconds(2000))) {
       all_stopped = false;
       break;
     }
   }
-  size_t failed_index = 0;
-  const bool written = all_stopped && (*prepared)->Commit(&failed_index);  // C3
-  state.released.store(1, std::memory_order_release);                     // C4
-  Futex(&state.released, FUTEX_WAKE_PRIVATE, INT32_MAX);
+  const bool written = all_stopped && (*prepared)->Commit();  // C3
+  state->released.store(1, std::memory_order_release);        // C4
+  Futex(&state->released, FUTEX_WAKE_PRIVATE, INT32_MAX);
   // C5: every thread that arrived leaves the handler (it was released).
-  while (!WaitFor(state.departed, state.arrived.load(), std::chrono::milliseconds(1000))) {
+  while (!WaitFor(state->departed, state->arrived.load(), std::chrono::milliseconds(1000))) {
   }
   // A signal still pending for a thread that never arrived (it exited, or
   // blocks the signal) is discarded by SIG_IGN before the old disposition
@@ -434,156 +494,398 @@ Status ConvertNopRunsLocked(const std::vector<const Function*>& functions) {
   sigaction(sig, &ignore, nullptr);
   sigaction(sig, &previous, nullptr);
   ++g_stats.stop_the_world;
-  g_stats.threads_moved += state.moved.load();
+  g_stats.threads_moved += state->moved.load();
   if (!all_stopped) {
+    // A handler may still be entered late (the signal was delivered just
+    // before SIG_IGN): the state must outlive it, so it is never freed.
+    (void)state.release();
     return Status(Errc::kBusy, "a thread did not stop within 2 s (does it block real-time signal " +
                                    std::to_string(sig) + "?); nothing was written");
   }
-  if (!written) return (*prepared)->Describe(failed_index);
+  // Every thread that was sent the signal arrived and left: no handler can
+  // read the state any more.
+  g_stop = nullptr;
+  if (!written) return (*prepared)->Describe();
+  g_stats.converted_sites += runs.size();
+  return Status::Ok();  // `prepared` (which reads `runs`) goes before `state`
+}
+
+// The sites of `functions` (being patched, still NOP runs) and every other NOP
+// run on their pages (C3), sorted.
+std::vector<uintptr_t> RunsOnTheirPages(const std::vector<const Function*>& functions) {
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  std::vector<uintptr_t> runs;
+  std::vector<std::pair<const Module*, uintptr_t>> pages;  // (module, page)
+  for (const Function* f : functions) {
+    const uintptr_t site = SiteOf(*f);
+    if (f->module == nullptr) {
+      runs.push_back(site);
+      continue;
+    }
+    for (uintptr_t p = site & ~(page - 1); p < site + kSiteSize; p += page) {
+      if (pages.empty() || pages.back() != std::make_pair(f->module, p))
+        pages.emplace_back(f->module, p);
+    }
+  }
+  std::sort(pages.begin(), pages.end());
+  pages.erase(std::unique(pages.begin(), pages.end()), pages.end());
+  for (const auto& [module, p] : pages) {
+    // Functions whose site may touch page p: entry in [p - 8, p + page).
+    auto it = std::lower_bound(module->functions.begin(), module->functions.end(), p - 8,
+                               [](const Function& g, uintptr_t value) { return g.entry < value; });
+    for (; it != module->functions.end() && it->entry < p + page; ++it) {
+      const uintptr_t s = SiteOf(*it);
+      if (s + kSiteSize <= p || s >= p + page) continue;
+      if (it->site.kind == SiteKind::kNopRun && it->site.slot != SlotState::kUnexpected &&
+          IsNopRun(s)) {
+        runs.push_back(s);
+      }
+    }
+  }
+  // Pages in order, functions in order within a page: usually sorted already.
+  if (!std::is_sorted(runs.begin(), runs.end())) std::sort(runs.begin(), runs.end());
+  runs.erase(std::unique(runs.begin(), runs.end()), runs.end());
+  return runs;
+}
+
+// The stub each module's sites call (made before the batch is written).
+struct StubChoice {
+  const Module* module;
+  uintptr_t stub;
+};
+
+// The stores of one ChangeSites batch, computed from the function list each
+// time the writer asks (planning only listed the sites that use protocol B).
+//   phase 0: protocol A words (A2) and B's int3s (B2)
+//   phase 1: B's tails (B3)          phase 2: B's heads (B4)
+// A site's bytes are kept in a word: byte i is bits 8i..8i+7.
+//
+// Optimistic (fast mode, no plan made): every site that is ready for
+// protocol A (a known kind, in one word, a NOP run already converted, its
+// module's stub found or made here) is written; any other gets no store
+// (size 0) and is listed in skipped(), for ChangeSites to hand to the planned
+// path. So a site is never written and then undone because of another one.
+class SiteWrites final : public StoreSource {
+ public:
+  SiteWrites(std::span<const Function* const> functions, bool to_call,
+             std::vector<StubChoice>* stubs, const std::vector<uint32_t>& single,
+             const std::vector<uint32_t>& breakpoint, bool optimistic,
+             std::span<SiteMemo* const> memos = {})
+      : functions_(functions),
+        memos_(memos),
+        to_call_(to_call),
+        stubs_(stubs),
+        single_(single),
+        breakpoint_(breakpoint),
+        all_single_(breakpoint.empty()),
+        optimistic_(optimistic),
+        single_count_(breakpoint.empty() ? functions.size() : single.size()) {}
+
+  size_t phase_count() const override { return breakpoint_.empty() ? (single_count_ ? 1 : 0) : 3; }
+  // Optimistic: the functions that got no store, in batch order, once each.
+  std::vector<const Function*> Skipped() const {
+    std::vector<const Function*> once;
+    for (const Function* f : skipped_) {
+      if (once.empty() || once.back()->entry < f->entry) {
+        once.push_back(f);
+      } else if (std::find(once.begin(), once.end(), f) == once.end()) {
+        once.push_back(f);
+      }
+    }
+    return once;
+  }
+  size_t phase_size(size_t phase) const override {
+    return phase == 0 ? single_count_ + breakpoint_.size() : breakpoint_.size();
+  }
+
+  void Fill(size_t phase, size_t first, size_t count, CodeStore* out) const override {
+    if (phase == 0 && all_single_) {  // the common batch: protocol A only
+      if (!memos_.empty()) {
+        if (to_call_) {
+          for (size_t k = 0; k < count; ++k) out[k] = MemoStore<true>(first + k);
+        } else {
+          for (size_t k = 0; k < count; ++k) out[k] = MemoStore<false>(first + k);
+        }
+      } else if (to_call_) {
+        for (size_t k = 0; k < count; ++k) out[k] = WordStore<true>(*functions_[first + k]);
+      } else {
+        for (size_t k = 0; k < count; ++k) out[k] = WordStore<false>(*functions_[first + k]);
+      }
+      return;
+    }
+    for (size_t k = 0; k < count; ++k) {
+      const size_t i = first + k;
+      if (phase == 0 && i < single_count_) {
+        out[k] = to_call_ ? WordStore<true>(*functions_[single_[i]])
+                          : WordStore<false>(*functions_[single_[i]]);
+        continue;
+      }
+      const Function& f = *functions_[breakpoint_[phase == 0 ? i - single_count_ : i]];
+      const uintptr_t site = SiteOf(f);
+      const uint64_t nop = NopOf(f), call = CallOf(site, StubOf(f));
+      const uint64_t from = to_call_ ? nop : call, to = to_call_ ? call : nop;
+      if (phase == 0) {  // B2: int3 over byte 0
+        out[k] = {site, from & 0xff, arch::kBreakpoint, 1};
+      } else if (phase == 1) {  // B3: the tail, behind the int3
+        out[k] = {site + 1, from >> 8, to >> 8, kSiteSize - 1};
+      } else {  // B4: the new byte 0
+        out[k] = {site, arch::kBreakpoint, to & 0xff, 1};
+      }
+    }
+  }
+
+ private:
+  // The site's bytes unpatched: the compiler's single NOP, or the one a NOP
+  // run was converted to (protocol C).
+  [[gnu::always_inline]] uint64_t NopOf(const Function& f) const {
+    if (f.site.kind != SiteKind::kSingleNop) return nop_;
+    uint64_t nop = 0;
+    std::memcpy(&nop, f.site.original, kSiteSize);
+    return nop;
+  }
+  [[gnu::always_inline]] static uint64_t CallOf(uintptr_t site, uintptr_t stub) {
+    Bytes call;
+    (void)arch::EncodeCall(site, stub, call);  // reach checked by the plan, or by StubOf
+    return AsWord(call);
+  }
+
+  // A2 from the function's memo when it has one; made (and remembered) when
+  // its memo is empty. Only the optimistic pass has memos.
+  template <bool kToCall>
+  [[gnu::always_inline]] CodeStore MemoStore(size_t i) const {
+    SiteMemo* memo = memos_[i];
+    if (memo != nullptr && memo->word != 0) [[likely]] {
+      return kToCall ? CodeStore{memo->word, memo->unpatched, memo->patched, 8}
+                     : CodeStore{memo->word, memo->patched, memo->unpatched, 8};
+    }
+    const CodeStore s = WordStore<kToCall>(*functions_[i]);
+    if (memo != nullptr && s.size == 8) {
+      *memo = {s.address, kToCall ? s.expected : s.replacement,
+               kToCall ? s.replacement : s.expected};
+    }
+    return s;
+  }
+
+  // A2: the aligned 8-byte word holding the site, its other 3 bytes as they
+  // are now (A1).
+  template <bool kToCall>
+  [[gnu::always_inline]] CodeStore WordStore(const Function& f) const {
+    const uintptr_t site = SiteOf(f);
+    const SiteKind kind = f.site.kind;
+    if (optimistic_ &&
+        ((kind != SiteKind::kSingleNop && kind != SiteKind::kNopRun) || site % 8 + kSiteSize > 8)) {
+      return Skip(f);
+    }
+    const uintptr_t stub = f.module == cached_module_ ? cached_stub_ : StubOf(f);
+    if (stub == 0) return Skip(f);
+    const uintptr_t word = site & ~uintptr_t{7};
+    const unsigned shift = 8 * static_cast<unsigned>(site % 8);
+    const uint64_t live =
+        __atomic_load_n(reinterpret_cast<const uint64_t*>(word), __ATOMIC_ACQUIRE);
+    if (kToCall && optimistic_ && kind == SiteKind::kNopRun &&
+        ((live >> shift) & kSiteMask) == nop_run_) {
+      return Skip(f);  // protocol C first
+    }
+    const uint64_t now = live & ~(kSiteMask << shift);
+    const uint64_t nop = NopOf(f), call = CallOf(site, stub);
+    return kToCall ? CodeStore{word, now | (nop << shift), now | (call << shift), 8}
+                   : CodeStore{word, now | (call << shift), now | (nop << shift), 8};
+  }
+
+  // No store for f (optimistic): the planned path will do it.
+  [[gnu::noinline]] CodeStore Skip(const Function& f) const {
+    skipped_.push_back(&f);
+    return {SiteOf(f), 0, 0, 0};
+  }
+
+  // The stub of f's module; 0 when there is none in reach (optimistic only:
+  // a plan has made every one).
+  [[gnu::noinline]] uintptr_t StubOf(const Function& f) const {
+    if (f.module == cached_module_) return cached_stub_;
+    uintptr_t stub = 0;
+    for (const StubChoice& c : *stubs_) {
+      if (c.module == f.module) stub = c.stub;
+    }
+    if (stub == 0 && optimistic_ && f.module != nullptr) {
+      Result<uintptr_t> made = CallTargetLocked(f);
+      if (made.ok()) {
+        stub = *made;
+        stubs_->push_back({f.module, stub});
+      }
+    }
+    if (stub == 0) return 0;
+    cached_module_ = f.module;
+    cached_stub_ = stub;
+    return stub;
+  }
+
+  static constexpr uint64_t kSiteMask = (uint64_t{1} << (8 * kSiteSize)) - 1;
+  std::span<const Function* const> functions_;
+  std::span<SiteMemo* const> memos_;
+  bool to_call_;
+  std::vector<StubChoice>* stubs_;
+  const std::vector<uint32_t>& single_;
+  const std::vector<uint32_t>& breakpoint_;
+  bool all_single_;
+  bool optimistic_;
+  size_t single_count_;
+  uint64_t nop_ = AsWord(SiteNop());
+  uint64_t nop_run_ = AsWord(kNopRunBytes);
+  // Optimistic: the functions given no store. Fill may be asked again for the
+  // same stores (rollback): a function can be listed more than once.
+  mutable std::vector<const Function*> skipped_;
+  mutable const Module* cached_module_ = reinterpret_cast<const Module*>(~uintptr_t{0});
+  mutable uintptr_t cached_stub_ = 0;
+};
+
+// The planned batch: protocols, stubs, pages and NOP-run conversion decided
+// before anything is written.
+Status ChangeSitesPlanned(std::span<const Function* const> functions, bool to_call) {
+  const bool strict = TextWriter::Process().mode() == WriteMode::kStrict;
+
+  // Plan: the protocol of each site, the stub of each module, the pages, the
+  // NOP runs to convert first.
+  std::vector<StubChoice> stubs;
+  std::vector<uint32_t> breakpoint;
+  std::vector<const Function*> unconverted;
+  PageSet pages;
+  const Module* module = nullptr;
+  uintptr_t stub = 0;
+  for (size_t i = 0; i < functions.size(); ++i) {
+    const Function& f = *functions[i];
+    if (f.site.kind != SiteKind::kSingleNop && f.site.kind != SiteKind::kNopRun) {
+      return Status(Errc::kUnexpectedBytes,
+                    f.name + " at " + AddressText(f.entry) + ": " + arch::DescribeSite(f.site));
+    }
+    const uintptr_t site = SiteOf(f);
+    if (stub == 0 || f.module != module) {
+      module = f.module;
+      stub = 0;
+      for (const StubChoice& c : stubs) {
+        if (c.module == module) stub = c.stub;
+      }
+      if (stub == 0) {
+        Result<uintptr_t> target = CallTargetLocked(f);
+        if (!target.ok()) return target.status();
+        stub = *target;
+        stubs.push_back({module, stub});
+      }
+    }
+    if (module == nullptr) {  // a module's stub is in reach of all of it (InReach)
+      Bytes call;
+      if (!arch::EncodeCall(site, stub, call))
+        return Status(Errc::kUnsupported, "stub out of call reach of " + f.name);
+    }
+    // Still the compiler's run of 1-byte NOPs (not converted yet, or put
+    // back by someone after a failed batch): it must be converted first.
+    if (to_call && f.site.kind == SiteKind::kNopRun && IsNopRun(site)) unconverted.push_back(&f);
+    if (!strict && site % 8 + kSiteSize <= 8) {
+      pages.Add(site & ~uintptr_t{7}, 8);
+    } else {
+      breakpoint.push_back(static_cast<uint32_t>(i));
+      pages.Add(site, kSiteSize);
+    }
+  }
+  // A mixed batch lists its protocol A sites too.
+  std::vector<uint32_t> single;
+  if (!breakpoint.empty() && breakpoint.size() < functions.size()) {
+    single.reserve(functions.size() - breakpoint.size());
+    size_t next_breakpoint = 0;
+    for (uint32_t i = 0; i < functions.size(); ++i) {
+      if (next_breakpoint < breakpoint.size() && breakpoint[next_breakpoint] == i) {
+        ++next_breakpoint;
+      } else {
+        single.push_back(i);
+      }
+    }
+  }
+
+  if (!unconverted.empty()) {
+    if (Status converted = ConvertNopRunsLocked(RunsOnTheirPages(unconverted)); !converted.ok()) {
+      return converted;
+    }
+  }
+
+  if (!breakpoint.empty()) {  // B1
+    if (Status installed = InstallSigtrapLocked(); !installed.ok()) return installed;
+    std::vector<uintptr_t> sites;
+    sites.reserve(breakpoint.size());
+    for (uint32_t i : breakpoint) sites.push_back(SiteOf(*functions[i]));
+    if (Status published = PublishInflightLocked(std::move(sites)); !published.ok())
+      return published;
+  }
+  const SiteWrites writes(functions, to_call, &stubs, single, breakpoint, /*optimistic=*/false);
+  // A2 and B2..B4, with B's barriers between the phases; on failure the
+  // writer has undone everything, with the barriers between undone phases.
+  Status written =
+      TextWriter::Process().Apply(writes, pages, breakpoint.empty() ? nullptr : SyncCores);
+  SyncCores();  // A3 (and B4's barrier; after a rollback, the undo's)
+  if (!written.ok()) return written;
+  g_stats.single_store_sites += functions.size() - breakpoint.size();
+  g_stats.breakpoint_sites += breakpoint.size();
   return Status::Ok();
 }
 
 }  // namespace
 
-Status ChangeSites(std::span<const SiteChange> changes) {
+Status ChangeSites(std::span<const Function* const> functions, bool to_call,
+                   const PageSet* site_pages, std::span<SiteMemo* const> memos) {
   std::lock_guard<std::mutex> lock(g_patch_mutex);
   ++g_stats.batches;
-  if (changes.empty()) return Status::Ok();
-
-  // Plan: the bytes each site goes from and to.
-  struct Planned {
-    uintptr_t site;
-    Bytes from, to;
-    bool single_store;
-  };
-  std::vector<Planned> plan;
-  std::vector<const Function*> nop_runs;
-  const bool strict = TextWriter::Process().mode() == WriteMode::kStrict;
-  for (const SiteChange& c : changes) {
-    const Function& f = *c.function;
-    if (f.site.kind != SiteKind::kSingleNop && f.site.kind != SiteKind::kNopRun) {
-      return Status(Errc::kUnexpectedBytes, f.name + " at " + AddressText(f.entry) + ": " + arch::DescribeSite(f.site));
+  if (functions.empty()) return Status::Ok();
+  const Function& first = *functions.front();
+  const bool first_unconverted = to_call && first.site.kind == SiteKind::kNopRun &&
+                                 __atomic_load_n(reinterpret_cast<const uint8_t*>(SiteOf(first)),
+                                                 __ATOMIC_ACQUIRE) == kNopRunBytes[0];
+  if (TextWriter::Process().mode() == WriteMode::kFast && !first_unconverted) {
+    // Optimistic: one pass, no plan, for every site ready for protocol A;
+    // the others are then done by the planned path, as a second batch.
+    PageSet pages;
+    if (site_pages == nullptr) {
+      for (const Function* f : functions) AddSitePages(f->entry, &pages);
+      site_pages = &pages;
     }
-    Result<uintptr_t> target = CallTargetLocked(f);
-    if (!target.ok()) return target.status();
-    Bytes call;
-    if (!arch::EncodeCall(SiteOf(f), *target, call)) {
-      return Status(Errc::kUnsupported, "stub out of call reach of " + f.name);
+    std::vector<StubChoice> stubs;
+    const std::vector<uint32_t> none;
+    const SiteWrites writes(
+        functions, to_call, &stubs, none, none, /*optimistic=*/true,
+        memos.size() == functions.size() ? memos : std::span<SiteMemo* const>());
+    const Status written = TextWriter::Process().Apply(writes, *site_pages);
+    SyncCores();  // A3 (after a failure: the undone stores, too, are gone from every pipeline)
+    if (written.ok()) {
+      const std::vector<const Function*> skipped = writes.Skipped();
+      g_stats.single_store_sites += functions.size() - skipped.size();
+      if (skipped.empty()) return Status::Ok();
+      ++g_stats.replanned_batches;
+      Status rest = ChangeSitesPlanned(skipped, to_call);
+      if (rest.ok()) return Status::Ok();
+      // All or nothing: put back the sites the first batch changed.
+      std::vector<const Function*> done;
+      done.reserve(functions.size() - skipped.size());
+      size_t next = 0;
+      for (const Function* f : functions) {
+        if (next < skipped.size() && skipped[next] == f) {
+          ++next;
+        } else {
+          done.push_back(f);
+        }
+      }
+      if (Status undone = ChangeSitesPlanned(done, !to_call); !undone.ok()) {
+        return Status(
+            rest.code(),
+            rest.message() + "; undoing the rest of the batch ALSO failed: " + undone.message());
+      }
+      return rest;
     }
-    // Still the compiler's run of 1-byte NOPs (not converted yet, or put
-    // back by someone after a failed batch): it must be converted first.
-    if (c.to_call && f.site.kind == SiteKind::kNopRun &&
-        ReadSite(SiteOf(f)) == Bytes{0x90, 0x90, 0x90, 0x90, 0x90}) {
-      nop_runs.push_back(&f);
+    // A site was not what it should be (another tool's bytes...): the writer
+    // undid the batch; the planned path does it again, or says why it cannot.
+    // The memos may be what was wrong: they are made again next time.
+    ++g_stats.replanned_batches;
+    for (SiteMemo* memo : memos) {
+      if (memo != nullptr) memo->word = 0;
     }
-    const uintptr_t site = SiteOf(f);
-    // The NOP this site holds unpatched: the compiler's own single NOP, or
-    // the canonical one a NOP run was converted to.
-    Bytes nop = SiteNop();
-    if (f.site.kind == SiteKind::kSingleNop) std::copy_n(f.site.original, kSiteSize, nop.begin());
-    plan.push_back({site, c.to_call ? nop : call, c.to_call ? call : nop,
-                    !strict && site % 8 + kSiteSize <= 8});
   }
-  if (!nop_runs.empty()) {
-    // The first time a module is involved, convert all its NOP runs at once:
-    // one stop of the world per module, not one per batch.
-    std::vector<const Module*> modules;
-    for (const Function* f : nop_runs) {
-      if (f->module && std::find(modules.begin(), modules.end(), f->module) == modules.end() &&
-          !g_converted_modules.count({f->module->path, f->module->bias})) {
-        modules.push_back(f->module);
-      }
-    }
-    for (const Module* m : modules) {
-      for (const Function& g : m->functions) {
-        if (g.site.kind == SiteKind::kNopRun && g.site.slot != SlotState::kUnexpected) nop_runs.push_back(&g);
-      }
-    }
-    if (Status converted = ConvertNopRunsLocked(nop_runs); !converted.ok()) return converted;
-    for (const Module* m : modules) g_converted_modules.insert({m->path, m->bias});
-  }
-
-  // Protocol A: one aligned 8-byte store per site, in one TextWriter batch.
-  std::vector<CodeWrite> words;
-  std::vector<uintptr_t> breakpoint_sites;
-  for (const Planned& p : plan) {
-    if (!p.single_store) {
-      breakpoint_sites.push_back(p.site);
-      continue;
-    }
-    const uintptr_t word = p.site & ~uintptr_t{7};
-    uint8_t before[8], after[8];
-    std::memcpy(before, reinterpret_cast<const void*>(word), 8);
-    std::memcpy(before + (p.site - word), p.from.data(), kSiteSize);  // what A1 expects
-    std::memcpy(after, before, 8);
-    std::memcpy(after + (p.site - word), p.to.data(), kSiteSize);
-    words.push_back(CodeWrite::Make(word, before, after));
-  }
-  if (!words.empty()) {
-    if (Status written = TextWriter::Process().Apply(words); !written.ok()) return written;
-    g_stats.single_store_sites += words.size();
-  }
-
-  // Protocol B for the rest.
-  if (!breakpoint_sites.empty()) {
-    auto undo_words = [&] {
-      std::vector<CodeWrite> back;
-      for (auto it = words.rbegin(); it != words.rend(); ++it) {
-        back.push_back(CodeWrite::Make(it->address, {it->replacement, 8}, {it->expected, 8}));
-      }
-      (void)TextWriter::Process().Apply(back);
-      SyncCores();
-    };
-    Status status = InstallSigtrapLocked();
-    if (status.ok()) status = PublishInflightLocked(breakpoint_sites);  // B1
-    std::vector<CodeWrite> step_int3, step_tail, step_head;
-    for (const Planned& p : plan) {
-      if (p.single_store) continue;
-      const uint8_t int3 = arch::kBreakpoint;
-      step_int3.push_back(CodeWrite::Make(p.site, {p.from.data(), 1}, {&int3, 1}));
-      step_tail.push_back(CodeWrite::Make(p.site + 1, {p.from.data() + 1, kSiteSize - 1},
-                                          {p.to.data() + 1, kSiteSize - 1}));
-      step_head.push_back(CodeWrite::Make(p.site, {&int3, 1}, {p.to.data(), 1}));
-    }
-    if (status.ok()) status = TextWriter::Process().Apply(step_int3);  // B2
-    if (!status.ok()) {
-      undo_words();
-      return status;
-    }
-    SyncCores();
-    // Undo of B2 (and B3): with int3 still at byte 0 of every site, the tails
-    // can be put back, then the heads; the sites end as they started.
-    auto undo_breakpoints = [&](bool tails_written) {
-      std::vector<CodeWrite> tails_back, heads_back;
-      for (const CodeWrite& w : step_tail) {
-        tails_back.push_back(CodeWrite::Make(w.address, {w.replacement, w.size}, {w.expected, w.size}));
-      }
-      for (const CodeWrite& w : step_int3) {
-        heads_back.push_back(CodeWrite::Make(w.address, {w.replacement, 1}, {w.expected, 1}));
-      }
-      if (tails_written) {
-        (void)TextWriter::Process().Apply(tails_back);
-        SyncCores();
-      }
-      (void)TextWriter::Process().Apply(heads_back);
-      SyncCores();
-      undo_words();
-    };
-    status = TextWriter::Process().Apply(step_tail);  // B3
-    if (!status.ok()) {
-      undo_breakpoints(/*tails_written=*/false);
-      return status;
-    }
-    SyncCores();
-    status = TextWriter::Process().Apply(step_head);  // B4
-    if (!status.ok()) {
-      undo_breakpoints(/*tails_written=*/true);
-      return status;
-    }
-    g_stats.breakpoint_sites += breakpoint_sites.size();
-  }
-  SyncCores();  // A3 (and B4's barrier)
-  return Status::Ok();
+  return ChangeSitesPlanned(functions, to_call);
 }
 
 PatcherStats Stats() {
