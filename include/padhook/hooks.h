@@ -58,9 +58,9 @@ class Attachment {
 
 // All of these are all-or-nothing: on error nothing is attached and every
 // site and metadata slot is as before. One change is permanent by design: the
-// first attach in a module built by GCC turns its 1-byte NOP runs into single
-// 5-byte NOPs (docs/design.md, protocol C), which stays even if that attach
-// then fails.
+// first attach touching a page of GCC-built code turns the 1-byte NOP runs of
+// that page into single 5-byte NOPs (docs/design.md, protocol C), which stays
+// even if that attach then fails.
 Result<Attachment> AttachAddress(const void* function, const Hooks& hooks);
 Result<Attachment> AttachAddresses(std::span<const void* const> functions, const Hooks& hooks);
 Result<Attachment> AttachName(std::string_view name, const Hooks& hooks);
