@@ -282,14 +282,14 @@ Status MetadataTable::GrowLocked() {
   }
   const uint32_t old_capacity = g_capacity.load(std::memory_order_relaxed);
   if (old_capacity >= kMaxEntries) {
-    return Status(Errc::kOutOfMemory, "the metadata table is full (" +
-                                          std::to_string(kMaxEntries) + " functions)");
+    return Status(Errc::kOutOfMemory,
+                  "the metadata table is full (" + std::to_string(kMaxEntries) + " functions)");
   }
   const uint32_t new_capacity = old_capacity == 0 ? kInitialCapacity : old_capacity * 2;
   if (mprotect(base + old_capacity, sizeof(MetaEntry) * (new_capacity - old_capacity),
                PROT_READ | PROT_WRITE) != 0) {
-    return Status::FromErrno(errno, "growing the metadata table to " +
-                                        std::to_string(new_capacity) + " entries");
+    return Status::FromErrno(
+        errno, "growing the metadata table to " + std::to_string(new_capacity) + " entries");
   }
   // The new entries are not constructed here (A3 does it when it hands one
   // out): writing them all would fault in every page of the new half at once.
@@ -380,6 +380,38 @@ Status MetadataTable::HoldLocked(ModuleRecord* record) {  // G5
   return Status::Ok();
 }
 
+// G2's counts for a dormant entry that takes a user again; the caller has
+// taken G5's hold on the module.
+void MetadataTable::CountRevivedLocked(ModuleRecord* record) {
+  --record->dormant;
+  --dormant_;
+  ++live_;
+}
+
+// P3's counts: the entry's last user left. A module left without live entries
+// is noted once in `unreferenced`, to be closed when the whole batch is counted
+// (CloseUnreferencedLocked): a later function of the batch may still read its slots.
+void MetadataTable::CountDormantLocked(ModuleRecord* record,
+                                       std::vector<ModuleRecord*>* unreferenced) {
+  --record->live;
+  ++record->dormant;
+  ++dormant_;
+  --live_;
+  if (record->live == 0 && record->handle != nullptr &&
+      (unreferenced->empty() || unreferenced->back() != record)) {
+    unreferenced->push_back(record);
+  }
+}
+
+void MetadataTable::CloseUnreferencedLocked(std::span<ModuleRecord* const> unreferenced) {
+  for (ModuleRecord* record : unreferenced) {
+    if (record->live == 0 && record->handle != nullptr) {
+      dlclose(record->handle);
+      record->handle = nullptr;
+    }
+  }
+}
+
 void MetadataTable::ReleaseLocked(ModuleRecord* record) {
   if (--record->live == 0 && record->handle != nullptr) {
     dlclose(record->handle);
@@ -456,7 +488,8 @@ Status MetadataTable::CheckUsable(const Function& function) {
                       std::to_string(arch::kMetaSlotSize) + " (build with `padhook flags`)");
   }
   if (!function.site.usable()) {
-    return Status(Errc::kUnexpectedBytes, Describe(function) + ": " + arch::DescribeSite(function.site));
+    return Status(Errc::kUnexpectedBytes,
+                  Describe(function) + ": " + arch::DescribeSite(function.site));
   }
   return Status::Ok();
 }
@@ -529,9 +562,7 @@ Result<std::vector<MetaEntry*>> MetadataTable::GetMany(std::span<const Function*
                                                     std::to_string(index) + " of another module");
         }
         if (Status held = HoldLocked(record); !held.ok()) return held;
-        --record->dormant;
-        --dormant_;
-        ++live_;
+        CountRevivedLocked(record);
         how[i] = kRevived;
       }
       ++e.users;
@@ -548,12 +579,8 @@ Result<std::vector<MetaEntry*>> MetadataTable::GetMany(std::span<const Function*
       run_module = function.module;
       run_record = RecordLocked(function);
     }
-    if (!run_record->unloadable || run_record->live > 0) {  // G5
-      ++run_record->live;
-    } else if (Status held = HoldLocked(run_record); !held.ok()) {
-      return held;
-    }
-    Result<uint32_t> allocated = AllocateIndexLocked();  // G3
+    if (Status held = HoldLocked(run_record); !held.ok()) return held;  // G5
+    Result<uint32_t> allocated = AllocateIndexLocked();                 // G3
     if (!allocated.ok()) {
       ReleaseLocked(run_record);
       return allocated.status();
@@ -584,9 +611,7 @@ Result<std::vector<MetaEntry*>> MetadataTable::GetMany(std::span<const Function*
       if (e.users == 0) {
         ModuleRecord* record = owners_[index];
         ++record->live;
-        --record->dormant;
-        --dormant_;
-        ++live_;
+        CountRevivedLocked(record);
         how[i] = kRevived;
       }
       ++e.users;
@@ -629,9 +654,7 @@ Status MetadataTable::PutEntries(std::span<MetaEntry* const> entries) {
         if (entries[j]->users++ == 0) {
           ModuleRecord* record = owners_[entries[j]->index];
           ++record->live;
-          --record->dormant;
-          --dormant_;
-          ++live_;
+          CountRevivedLocked(record);
         }
       }
       return Status(Errc::kNotFound,
@@ -639,21 +662,9 @@ Status MetadataTable::PutEntries(std::span<MetaEntry* const> entries) {
     }
     if (--e->users > 0) continue;              // P2
     ModuleRecord* record = owners_[e->index];  // P3 (data is null already)
-    --record->live;
-    ++record->dormant;
-    ++dormant_;
-    --live_;
-    if (record->live == 0 && record->handle != nullptr &&
-        (unreferenced.empty() || unreferenced.back() != record)) {
-      unreferenced.push_back(record);
-    }
+    CountDormantLocked(record, &unreferenced);
   }
-  for (ModuleRecord* record : unreferenced) {
-    if (record->live == 0 && record->handle != nullptr) {
-      dlclose(record->handle);
-      record->handle = nullptr;
-    }
-  }
+  CloseUnreferencedLocked(unreferenced);
   return Status::Ok();
 }
 
@@ -690,14 +701,7 @@ Status MetadataTable::PutManyLocked(std::span<const Function* const> functions,
     if (--e->users > 0) continue;                       // P2
     e->data.store(nullptr, std::memory_order_release);  // P3
     ModuleRecord* record = owners_[e->index];
-    --record->live;
-    ++record->dormant;
-    ++dormant_;
-    --live_;
-    if (record->live == 0 && record->handle != nullptr &&
-        (unreferenced.empty() || unreferenced.back() != record)) {
-      unreferenced.push_back(record);
-    }
+    CountDormantLocked(record, &unreferenced);
   }
   Status status;
   std::vector<MetaEntry*> unused;
@@ -712,12 +716,7 @@ Status MetadataTable::PutManyLocked(std::span<const Function* const> functions,
       for (MetaEntry* e : unused) DropLocked(*e, cookie);
     }
   }
-  for (ModuleRecord* record : unreferenced) {
-    if (record->live == 0 && record->handle != nullptr) {
-      dlclose(record->handle);
-      record->handle = nullptr;
-    }
-  }
+  CloseUnreferencedLocked(unreferenced);
   return status;
 }
 

@@ -109,9 +109,9 @@ class MetadataTable {
 
   // Statistics.
   uint32_t capacity() const noexcept { return g_capacity.load(std::memory_order_acquire); }
-  size_t live() const;        // entries in use (users > 0)
-  size_t dormant() const;     // cached entries without users
-  size_t retired() const;     // indices waiting for a grace period
+  size_t live() const;     // entries in use (users > 0)
+  size_t dormant() const;  // cached entries without users
+  size_t retired() const;  // indices waiting for a grace period
   size_t growth_steps() const;
 
  private:
@@ -134,6 +134,9 @@ class MetadataTable {
   ModuleRecord* RecordLocked(const Function& function);
   Status HoldLocked(ModuleRecord* record);
   void ReleaseLocked(ModuleRecord* record);
+  void CountRevivedLocked(ModuleRecord* record);
+  void CountDormantLocked(ModuleRecord* record, std::vector<ModuleRecord*>* unreferenced);
+  void CloseUnreferencedLocked(std::span<ModuleRecord* const> unreferenced);
   void DropLocked(MetaEntry& entry, uint64_t cookie);
   Status ReclaimLocked(bool retract);
   Status PutManyLocked(std::span<const Function* const> functions,
@@ -145,8 +148,8 @@ class MetadataTable {
   static inline std::atomic<MetaEntry*> g_base{nullptr};
   static inline std::atomic<uint32_t> g_capacity{0};
 
-  mutable std::mutex mutex_;  // guards everything below and every MetaEntry::users
-  uint32_t next_unused_ = 0;  // indices [next_unused_, capacity) were never handed out
+  mutable std::mutex mutex_;    // guards everything below and every MetaEntry::users
+  uint32_t next_unused_ = 0;    // indices [next_unused_, capacity) were never handed out
   std::vector<uint32_t> free_;  // indices whose grace period has passed
   struct Retired {
     uint32_t index;
@@ -155,7 +158,7 @@ class MetadataTable {
   std::vector<Retired> retired_;  // oldest first
   size_t live_ = 0;
   size_t dormant_ = 0;
-  uint64_t recycled_at_grace_ = ~0ull;  // GracePeriodsCompleted() at the last recycling pass
+  uint64_t recycled_at_grace_ = ~0ull;       // GracePeriodsCompleted() at the last recycling pass
   unsigned long long unloads_at_sweep_ = 0;  // dl_iterate_phdr's dlpi_subs at the last stale sweep
   size_t growth_steps_ = 0;
   // The module of each handed-out index (by index; a reserved region like the
