@@ -27,8 +27,10 @@ struct padhook_call {
   // Bit 63: an exit frame; bit 62: an exit delivered because the frame was
   // unwound (exception, longjmp, thread exit), not returned from.
   uint64_t stamp;
-  const void* block;  // entry, when the block has exit handlers: the block
-  uint64_t reserved;
+  // Entry, when the block has exit handlers: the block and the metadata entry
+  // the dispatcher found it through (padhook_exit_push uses both).
+  const void* block;
+  const void* meta;
   // Above the frame, pushed by the hooked call: where the trampoline returns
   // to (the function's body, or padhook_skip_return, or a replacement), the
   // function's return address, then its stack arguments.
@@ -54,4 +56,5 @@ static_assert(offsetof(padhook_call, saved_rbx) == 200);
 static_assert(offsetof(padhook_call, divert_target_or_entry_time) == 208);
 static_assert(offsetof(padhook_call, stamp) == 216);
 static_assert(offsetof(padhook_call, block) == 224);
+static_assert(offsetof(padhook_call, meta) == 232);
 static_assert(sizeof(padhook_call) == 240, "FRAME in trampoline.S");

@@ -44,6 +44,7 @@ extern "C" __attribute__((visibility("hidden"))) void padhook_dispatch_slow(padh
       }
       if (block->flags & kBlockHasExit) {
         call->block = block;
+        call->meta = e;
         padhook_exit_push(call);
       }
     }

@@ -12,7 +12,6 @@
 #include <mutex>
 
 #include "hooks/handler_block.h"
-#include "metadata_inline.h"
 #include "sync/grace_period.h"
 
 namespace padhook {
@@ -146,9 +145,7 @@ extern "C" __attribute__((visibility("hidden"))) void padhook_exit_push(padhook_
     time = NowNs();
     frame->stamp = time;
   }
-  const MetaEntry* meta = MetadataTableAccess::Lookup(frame->function);
-  if (meta == nullptr) return;  // cannot happen: the caller found it
-  *s.top = {*slot, retp, meta, frame->function, block->max_seq, time};
+  *s.top = {*slot, retp, frame->meta, frame->function, block->max_seq, time};
   std::atomic_signal_fence(std::memory_order_seq_cst);  // the frame before its top
   ++s.top;
   std::atomic_signal_fence(std::memory_order_seq_cst);  // the top before the slot

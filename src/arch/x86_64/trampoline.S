@@ -40,7 +40,7 @@
 //                       in exit frames: the call's entry time
 //   216   stamp         event time, taken on first request; exit/unwound bits
 //   224   block         (blocks with exit handlers) the block the entry used
-//   232   (padding)
+//   232   meta          (blocks with exit handlers) its metadata entry
 //   240   continuation \ pushed by the hooked call, not part of the frame
 //   248   return addr  /
 //
@@ -71,6 +71,7 @@
 #define DIVERT_TARGET 208
 #define STAMP 216
 #define BLOCK 224
+#define META 232
 #define BLOCK_FLAGS 0
 #define BLOCK_ENTRY_CALLS 32
 #define NEEDS_VECTOR 1
@@ -232,7 +233,9 @@ padhook_trampoline:
 .Lexit:
   // The block has exit handlers: after the entry handlers, E1 of
   // src/hooks/shadow_stack.h (C++, so xmm0-7 are saved whatever the flags).
+  // rax still holds the metadata entry R2 found.
   mov %rbx, BLOCK(%rsp)
+  mov %rax, META(%rsp)
   SAVE_XMM
   RUN_ENTRY_CALLS
   mov %rsp, %rdi
