@@ -1,12 +1,23 @@
 // Exit handlers (src/hooks/shadow_stack.h): return values, entry times,
-// recursion, tail calls, longjmp, threads, and which clients owe which exits.
+// recursion, tail calls, longjmp, exceptions, pthread_exit and cancel, stack
+// walking, signals, fork, threads, and which clients owe which exits.
 // Every test runs over fixtures/exit_targets.inc built by g++ and clang++ at
-// -O0 and -O2, and checks the exact sequence or count of events.
+// -O0 and -O2, checks the exact sequence or count of events, and where the
+// program computes something, checks that it computes the same untraced.
+#include <dlfcn.h>
+#include <execinfo.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <unwind.h>
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,11 +48,21 @@ struct Variant {
   int (*tail_inner)(int);
   void (*jump_down)(jmp_buf*, int);
   int (*slow)(volatile int*);
+  void (*throw_down)(int, int*);
+  int (*catch_below)(int, int*);
+  int (*rethrow_below)(int, int*);
+  void (*exit_down)(int, int*);
+  void (*cancel_down)(int, int*, volatile int*);
+  void (*walk)(int, void (*)(void*), void*);
+  int (*raise_inside)(int);
+  int (*call_fork)();
 };
 
-#define EXIT_VARIANT(p)                                                                       \
-  Variant {                                                                                   \
-#p, &p##add, &p##half, &p##depth, &p##tail_outer, &p##tail_inner, &p##jump_down, &p##slow \
+#define EXIT_VARIANT(p)                                                                        \
+  Variant {                                                                                    \
+#p, &p##add, &p##half, &p##depth, &p##tail_outer, &p##tail_inner, &p##jump_down, &p##slow, \
+        &p##throw_down, &p##catch_below, &p##rethrow_below, &p##exit_down, &p##cancel_down,    \
+        &p##walk, &p##raise_inside, &p##call_fork                                              \
   }
 
 const Variant kVariants[] = {EXIT_VARIANT(gcc_O0_), EXIT_VARIANT(gcc_O2_), EXIT_VARIANT(clang_O0_),
@@ -276,6 +297,256 @@ TEST_P(ExitTest, ThreadsGetBalancedEntriesAndExits) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(counter.entries.load(), 4 * 2000 * 7);
   EXPECT_EQ(counter.exits.load(), 4 * 2000 * 7);
+}
+
+// ---- Unwinding ---------------------------------------------------------------------
+
+std::vector<Event> Repeat(const void* fn, char kind, int n) {
+  return std::vector<Event>(n, Event{const_cast<void*>(fn), kind});
+}
+std::vector<Event> Concat(std::initializer_list<std::vector<Event>> parts) {
+  std::vector<Event> out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+TEST_P(ExitTest, AnExceptionThroughHookedFramesIsCaughtWhereItWouldBe) {
+  const Variant& v = V();
+  int untraced_dtors = 0;
+  const int untraced = v.catch_below(3, &untraced_dtors);
+  ASSERT_EQ(untraced, 43);
+  ASSERT_EQ(untraced_dtors, 4);
+  const uint64_t lost = padhook_exits_lost();
+  Attached a({Addr(v.catch_below), Addr(v.throw_down)}, RecordEntry, RecordExit);
+  int dtors = 0;
+  EXPECT_EQ(v.catch_below(3, &dtors), untraced);
+  EXPECT_EQ(dtors, untraced_dtors) << "every destructor ran";
+  const void* c = Addr(v.catch_below);
+  const void* t = Addr(v.throw_down);
+  EXPECT_EQ(events_, Concat({{{const_cast<void*>(c), 'E'}},
+                             Repeat(t, 'E', 4),
+                             Repeat(t, 'U', 4),
+                             {{const_cast<void*>(c), 'X'}}}))
+      << Describe(events_, {{Addr(v.catch_below), "catch"}, {Addr(v.throw_down), "throw"}});
+  EXPECT_EQ(padhook_exits_lost(), lost);
+}
+
+TEST_P(ExitTest, ARethrownExceptionLeavesEveryHookedFrameUnwound) {
+  const Variant& v = V();
+  auto run = [&](int* dtors) {
+    try {
+      v.rethrow_below(2, dtors);
+    } catch (int value) {
+      return value;
+    }
+    return -1;
+  };
+  int untraced_dtors = 0;
+  const int untraced = run(&untraced_dtors);
+  ASSERT_EQ(untraced, 40);
+  ASSERT_EQ(untraced_dtors, 4);
+  Attached a({Addr(v.rethrow_below), Addr(v.throw_down)}, RecordEntry, RecordExit);
+  int dtors = 0;
+  EXPECT_EQ(run(&dtors), untraced);
+  EXPECT_EQ(dtors, untraced_dtors);
+  const void* r = Addr(v.rethrow_below);
+  const void* t = Addr(v.throw_down);
+  EXPECT_EQ(events_, Concat({{{const_cast<void*>(r), 'E'}},
+                             Repeat(t, 'E', 3),
+                             Repeat(t, 'U', 3),
+                             {{const_cast<void*>(r), 'U'}}}))
+      << Describe(events_, {{Addr(v.rethrow_below), "rethrow"}, {Addr(v.throw_down), "throw"}});
+}
+
+// Runs fn on a new pthread (not std::thread: its start routine must not
+// stand between a forced unwind and pthread's own frame), with events recorded
+// into *events.
+template <typename F>
+void OnPthread(std::vector<Event>* events, F fn) {
+  struct Arg {
+    std::vector<Event>* events;
+    F* fn;
+  } arg{events, &fn};
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(
+                &thread, nullptr,
+                [](void* p) -> void* {
+                  auto* a = static_cast<Arg*>(p);
+                  tls_events = a->events;
+                  (*a->fn)();
+                  return nullptr;
+                },
+                &arg),
+            0);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+}
+
+TEST_P(ExitTest, PthreadExitFromHookedFramesRunsDestructorsAndUnwoundExits) {
+  const Variant& v = V();
+  int untraced_dtors = 0;
+  std::vector<Event> ignored;
+  OnPthread(&ignored, [&] { v.exit_down(5, &untraced_dtors); });
+  ASSERT_EQ(untraced_dtors, 6);
+  Attached a({Addr(v.exit_down)}, RecordEntry, RecordExit);
+  int dtors = 0;
+  std::vector<Event> events;
+  OnPthread(&events, [&] { v.exit_down(5, &dtors); });
+  EXPECT_EQ(dtors, untraced_dtors);
+  const void* e = Addr(v.exit_down);
+  EXPECT_EQ(events, Concat({Repeat(e, 'E', 6), Repeat(e, 'U', 6)}));
+}
+
+TEST_P(ExitTest, PthreadCancelInHookedFramesRunsDestructorsAndUnwoundExits) {
+  const Variant& v = V();
+  auto run = [&](int* dtors, std::vector<Event>* events) {
+    volatile int ready = 0;
+    struct Arg {
+      const Variant* v;
+      int* dtors;
+      volatile int* ready;
+      std::vector<Event>* events;
+    } arg{&v, dtors, &ready, events};
+    pthread_t thread;
+    ASSERT_EQ(pthread_create(
+                  &thread, nullptr,
+                  [](void* p) -> void* {
+                    auto* a = static_cast<Arg*>(p);
+                    tls_events = a->events;
+                    a->v->cancel_down(4, a->dtors, a->ready);
+                    return nullptr;
+                  },
+                  &arg),
+              0);
+    while (ready == 0) std::this_thread::yield();
+    ASSERT_EQ(pthread_cancel(thread), 0);
+    void* result = nullptr;
+    ASSERT_EQ(pthread_join(thread, &result), 0);
+    EXPECT_EQ(result, PTHREAD_CANCELED);
+  };
+  int untraced_dtors = 0;
+  std::vector<Event> ignored;
+  run(&untraced_dtors, &ignored);
+  ASSERT_EQ(untraced_dtors, 5);
+  Attached a({Addr(v.cancel_down)}, RecordEntry, RecordExit);
+  int dtors = 0;
+  std::vector<Event> events;
+  run(&dtors, &events);
+  EXPECT_EQ(dtors, untraced_dtors);
+  const void* c = Addr(v.cancel_down);
+  EXPECT_EQ(events, Concat({Repeat(c, 'E', 5), Repeat(c, 'U', 5)}));
+}
+
+// ---- Stack walking ----------------------------------------------------------------
+
+struct Frames {
+  std::vector<void*> ips;
+  bool use_unwind = false;
+};
+
+void CollectFrames(void* p) {
+  auto* f = static_cast<Frames*>(p);
+  if (f->use_unwind) {
+    _Unwind_Backtrace(
+        [](_Unwind_Context* ctx, void* arg) {
+          static_cast<std::vector<void*>*>(arg)->push_back(
+              reinterpret_cast<void*>(_Unwind_GetIP(ctx)));
+          return _URC_NO_REASON;
+        },
+        &f->ips);
+  } else {
+    void* buf[128];
+    const int n = backtrace(buf, 128);
+    f->ips.assign(buf, buf + n);
+  }
+}
+
+bool InLibpadhook(void* ip) {
+  Dl_info info;
+  return dladdr(ip, &info) != 0 && info.dli_fname != nullptr &&
+         std::strstr(info.dli_fname, "libpadhook") != nullptr;
+}
+
+// The frames seen from below walk(3): untraced, then with walk hooked (one
+// call site for both, so the callers' return addresses are the same).
+std::vector<void*> WalkFrames(const Variant& v, bool traced, bool use_unwind, int* rt_frames) {
+  std::optional<Attached> a;
+  if (traced) a.emplace(std::vector<void*>{Addr(v.walk)}, RecordEntry, RecordExit);
+  Frames f;
+  f.use_unwind = use_unwind;
+  v.walk(3, CollectFrames, &f);
+  *rt_frames = 0;
+  std::vector<void*> real;
+  for (void* ip : f.ips) {
+    if (InLibpadhook(ip)) {
+      ++*rt_frames;  // a return trampoline's pseudo-frame
+    } else {
+      real.push_back(ip);
+    }
+  }
+  return real;
+}
+
+TEST_P(ExitTest, BacktraceShowsTheRealCallersThroughRedirectedFrames) {
+  for (bool use_unwind : {false, true}) {
+    SCOPED_TRACE(use_unwind ? "_Unwind_Backtrace" : "backtrace");
+    int rt_untraced = 0, rt_traced = 0;
+    std::vector<void*> untraced, traced;
+    for (int i = 0; i < 2; ++i) {
+      (i == 0 ? untraced : traced) =
+          WalkFrames(V(), i == 1, use_unwind, i == 0 ? &rt_untraced : &rt_traced);
+    }
+    EXPECT_EQ(rt_untraced, 0);
+    EXPECT_EQ(rt_traced, 4) << "one return-trampoline frame per hooked walk() frame";
+    EXPECT_EQ(traced, untraced);
+    EXPECT_GE(untraced.size(), 6u);
+  }
+}
+
+// ---- Signals and fork ---------------------------------------------------------------
+
+std::atomic<int (*)(int, int)> g_signal_add{nullptr};
+std::atomic<int> g_signal_result{0};
+
+TEST_P(ExitTest, HookedCallsInASignalHandlerAreTracedAndNested) {
+  const Variant& v = V();
+  g_signal_add = v.add;
+  struct sigaction sa = {}, old = {};
+  sa.sa_handler = [](int) { g_signal_result = g_signal_add.load()(20, 22); };
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+  EXPECT_EQ(v.raise_inside(SIGUSR1), 5);  // untraced
+  EXPECT_EQ(g_signal_result.exchange(0), 42);
+  {
+    Attached a({Addr(v.raise_inside), Addr(v.add)}, RecordEntry, RecordExit);
+    EXPECT_EQ(v.raise_inside(SIGUSR1), 5);
+    EXPECT_EQ(g_signal_result.exchange(0), 42);
+  }
+  sigaction(SIGUSR1, &old, nullptr);
+  const std::vector<Event> expected = {{Addr(v.raise_inside), 'E'},
+                                       {Addr(v.add), 'E'},
+                                       {Addr(v.add), 'X'},
+                                       {Addr(v.raise_inside), 'X'}};
+  EXPECT_EQ(events_, expected) << Describe(
+      events_, {{Addr(v.raise_inside), "raise_inside"}, {Addr(v.add), "add"}});
+}
+
+TEST_P(ExitTest, AForkedChildReturnsThroughRedirectedFramesAndKeepsTracing) {
+  const Variant& v = V();
+  Attached a({Addr(v.call_fork), Addr(v.add)}, RecordEntry, RecordExit);
+  const pid_t pid = v.call_fork();
+  ASSERT_GE(pid, 0);
+  const std::vector<Event> forked = {{Addr(v.call_fork), 'E'}, {Addr(v.call_fork), 'X'}};
+  if (pid == 0) {  // the child: report through the exit status only
+    bool ok = events_ == forked;
+    ok = ok && v.add(2, 3) == 5;
+    ok = ok && events_.size() == 4 && events_[2] == Event{Addr(v.add), 'E'} &&
+         events_[3] == Event{Addr(v.add), 'X'};
+    _exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the child crashed: status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the child saw wrong events";
+  EXPECT_EQ(events_, forked);
 }
 
 INSTANTIATE_TEST_SUITE_P(All, ExitTest, ::testing::Range(0, 4),

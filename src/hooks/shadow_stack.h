@@ -1,38 +1,65 @@
 // src/hooks/shadow_stack.h — exits: the per-thread shadow stack of hooked
-// calls whose return address was redirected to padhook_return_trampoline.
+// calls whose return address was redirected to a return trampoline, and the
+// return-address mirror that keeps unwinders and exceptions working.
 //
 // ---------------------------------------------------------------------------
+// The mirror
+//   A redirected call's real return address is stored at retp + D, where retp
+//   is the address of its return-address slot and D is a constant: +16 TiB
+//   for stacks below 16 TiB (valgrind's, non-PIE heaps), -16 TiB for stacks at
+//   48 TiB and above (every thread stack and PIE heap of a normal process).
+//   Each class has its own return trampoline (RT), whose CFI tells unwinders
+//   "the caller's return address is at CFA + D - 9" (CFA = retp + 9), so
+//   backtrace(), _Unwind_Backtrace, gdb and C++ exceptions walk through a
+//   redirected frame to the real caller. RT returns to the mirrored address,
+//   never to one taken from the shadow stack: a confused shadow stack can lose
+//   exit events but cannot misdirect a return.
+//   Mirror memory is mapped per 4 MiB chunk of stack addresses, on first use,
+//   with MAP_FIXED_NOREPLACE | MAP_NORESERVE (only touched pages cost memory)
+//   and never unmapped. A chunk whose mirror cannot be mapped (the range is
+//   taken, or the stack lies between 16 and 48 TiB) is remembered as unusable;
+//   calls there are not redirected and are counted in padhook_exits_lost().
+//
 // Shared state, who writes it, who reads it
+//   g_chunk_state[stack address >> 22] (atomic bytes, one table of 32 MiB
+//     reserved on first use): 0 unknown -> 1 being mapped (CAS by the one
+//     thread that maps it) -> 2 mapped | 3 unusable (release store by that
+//     thread). Read with acquire by any thread about to use the chunk; once
+//     2 or 3 it never changes.
+//   Mirror words: written and read by the thread whose stack slot they mirror
+//     (and by its signal handlers, for their own slots only).
 //   tls_shadow (ShadowStack): written and read only by its own thread and
 //     that thread's signal handlers. Frames are pushed and popped at the top
 //     only; a signal handler's calls push and pop above whatever the
 //     interrupted code had, and leave the stack as they found it.
 //
 // The protocol, per hooked call whose block has exit handlers
-//   E1. (entry, inside the read section, after the entry handlers) Push a
-//       frame {real return, retp = address of the return-address slot, the
-//       metadata entry, the function, the block's max_seq, entry time}, and
-//       only then store padhook_return_trampoline into the slot: a signal
-//       arriving in between sees a consistent stack.
-//       First, frames whose retp <= this retp are popped: their functions'
-//       frames are gone (longjmp, an exception, a thread stack reused), and
-//       each gets an exit flagged as unwound. Except a tail call: the slot
-//       already holds padhook_return_trampoline (the tail-calling function's
-//       frame, same retp, stays); the new frame's real return is then the
-//       return trampoline itself, so one return runs both exits in order.
-//   E2. (return) padhook_return_trampoline arrives with rsp = retp + 8. Pop
-//       (as unwound) every frame whose retp is below, then pop the frame whose
-//       retp matches and put its real return address back into the slot, so
-//       unwinders walking from an exit handler see the real caller.
-//   E3. Run exit handlers inside a read section: those of the clients in the
-//       function's *current* block whose seq <= the frame's max_seq (they
-//       were attached when the call entered and still are); if the metadata
-//       entry now belongs to another function (everything was detached and
-//       the entry reused), none.
-//   E4. Return to the real return address with the return registers as the
+//   E1. (entry, inside the read section, after the entry handlers) Make sure
+//       the mirror covers retp (else: not redirected, counted). Pop frames
+//       whose retp <= this retp: their functions' frames are gone (longjmp,
+//       an exception, a thread stack reused) and each gets an exit flagged as
+//       unwound. Except a tail call: the slot already holds this class's RT
+//       (the tail-calling function's frame, same retp, stays, and so does its
+//       mirror word). Push a frame {retp, metadata entry, function, the
+//       block's max_seq, entry time}; then write the real return address into
+//       the mirror (unless a tail call); only then store RT into the slot: a
+//       signal arriving in between sees a consistent stack.
+//   E2. (return) RT arrives with rsp = retp + 8. Pop (as unwound) every frame
+//       whose retp is below, then every frame whose retp matches (one, or
+//       several after tail calls, innermost first) and put the mirrored
+//       address back into the slot (what padhook_call_caller reads).
+//   E3. Run exit handlers inside a read section, for each popped frame: those
+//       of the clients in the function's *current* block whose seq <= the
+//       frame's max_seq (they were attached when the call entered and still
+//       are); if the metadata entry now belongs to another function
+//       (everything was detached and the entry reused), none.
+//   E4. Return to the mirrored address with the return registers as the
 //       handlers left them.
-//   A full shadow stack (kShadowCapacity frames) does not hijack the call and
-//   counts it (padhook_exits_lost); it never crashes.
+//   Unwinding (exception, pthread_exit/cancel): each redirected frame has an
+//   RT pseudo-frame above it whose personality routine pops its shadow
+//   frame(s) and delivers them as unwound, in the cleanup phase.
+//   A full shadow stack (kShadowCapacity frames) does not redirect the call
+//   and counts it (padhook_exits_lost); it never crashes.
 #pragma once
 
 #include <cstdint>
@@ -42,7 +69,6 @@
 namespace padhook {
 
 struct ShadowFrame {
-  uint64_t real_return;
   uint64_t retp;  // address of the function's return-address slot
   const void* meta;
   uint64_t function;
@@ -52,10 +78,19 @@ struct ShadowFrame {
 
 inline constexpr uint64_t kShadowCapacity = (16u << 20) / sizeof(ShadowFrame);  // 16 MiB reserved
 
+// The mirror's geometry (see above).
+inline constexpr uint64_t kMirrorChunkShift = 22;
+inline constexpr uint64_t kMirrorLowEnd = 16ull << 40;     // stacks below: D = +16 TiB
+inline constexpr uint64_t kMirrorHighStart = 48ull << 40;  // stacks from here: D = -16 TiB
+inline constexpr uint64_t kMirrorAddressEnd = 1ull << 47;
+inline constexpr int64_t kMirrorLowOffset = 16ll << 40;
+inline constexpr int64_t kMirrorHighOffset = -(16ll << 40);
+
 // Monotonic time in ns (CLOCK_MONOTONIC through the vDSO).
 uint64_t NowNs() noexcept;
 
-// Exits this process could not promise because a shadow stack was full.
+// Exits this process could not promise: a shadow stack was full, or a stack's
+// mirror could not be mapped.
 uint64_t ExitsLost() noexcept;
 
 // Creates the thread-exit key that frees shadow stacks; call before
@@ -68,9 +103,10 @@ void UnwindAllShadowFrames() noexcept;
 
 }  // namespace padhook
 
-// trampoline.S
-extern "C" void padhook_return_trampoline();
+// trampoline.S: the return trampolines of the two mirror classes.
+extern "C" void padhook_return_trampoline_low();
+extern "C" void padhook_return_trampoline_high();
 // E1: from the trampoline, inside the read section, after the entry handlers.
 extern "C" void padhook_exit_push(padhook_call* frame);
-// E2..E3: from padhook_return_trampoline; returns the real return address.
-extern "C" uint64_t padhook_exit_dispatch(padhook_call* frame);
+// E2..E3: from a return trampoline; returns the real return address.
+extern "C" uint64_t padhook_exit_dispatch(padhook_call* frame, int64_t mirror_offset);

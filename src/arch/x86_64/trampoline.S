@@ -252,43 +252,65 @@ padhook_trampoline:
   .cfi_endproc
   .size padhook_trampoline, . - padhook_trampoline
 
-// The return trampoline: hooked functions whose block has exit handlers
-// return here (E2..E4 of src/hooks/shadow_stack.h). On arrival rsp = retp + 8
-// (the function's `ret` popped its return-address slot) and rax, rdx, xmm0,
-// xmm1 hold its return value. The frame is built so that the real return
-// address goes back into the very slot it came from (frame + FRAME + 8);
-// padhook_exit_dispatch puts it there before any exit handler runs, so from
-// then on the CFI below is the ordinary "return address at CFA - 8".
+// The return trampolines (RT): hooked functions whose block has exit handlers
+// return here (E2..E4 of src/hooks/shadow_stack.h), one RT per mirror class.
+// On arrival rsp = retp + 8 (the function's `ret` popped its return-address
+// slot at retp) and rax, rdx, xmm0, xmm1 hold its return value; the real
+// return address is at retp + D, the mirror. padhook_exit_dispatch runs the
+// exit handlers and returns that address; RT jumps there with the return
+// registers as the handlers left them.
+//
+// CFI: CFA = rsp + 1 (= retp + 9: deliberately not the hooked function's CFA
+// retp + 8, because libgcc identifies frames by CFA), the caller's
+// rsp = CFA - 1, and its return address is saved at CFA + D - 9, i.e. in the
+// mirror. The bytes: DW_CFA_val_expression rsp {DW_OP_lit1 DW_OP_minus};
+// DW_CFA_expression rip {DW_OP_consts (D - 9) DW_OP_plus}. The nop keeps
+// RT - 1, which unwinders look up for the return address RT, inside the FDE.
+// The personality routine (shadow_stack.cc) reports exceptions and forced
+// unwinds that leave a redirected frame.
 // Not preserved for the caller: x87 st0/st1 (long double returns) if an exit
 // handler uses x87, and ymm/zmm upper halves.
-  .globl padhook_return_trampoline
-  .hidden padhook_return_trampoline
-  .type padhook_return_trampoline, @function
+  .macro RETURN_TRAMPOLINE name, offset, ra_rule:vararg
+  .globl \name
+  .hidden \name
+  .type \name, @function
   .p2align 4
   .cfi_startproc
-  // Until the real return address is back in its slot, unwinders cannot find
-  // the caller from here: say so rather than let them read a wrong one.
-  .cfi_undefined %rip
+  .cfi_personality 0x1b, padhook_rt_personality
+  .cfi_def_cfa_offset 1
+  .cfi_escape 0x16, 0x07, 0x02, 0x31, 0x1c
+  .cfi_escape \ra_rule
+  .type \name\()_frame, @function
+\name\()_frame:  // what debuggers call the pseudo-frame (its pc is \name - 1)
   nop
-padhook_return_trampoline:
+\name:
   sub $(FRAME + 16), %rsp
-  .cfi_def_cfa_offset (FRAME + 16)
-  .cfi_offset %rip, -8
+  .cfi_adjust_cfa_offset (FRAME + 16)
   mov %rax, 48(%rsp)
   mov %rdx, 16(%rsp)
   movaps %xmm0, XMM(%rsp)
   movaps %xmm1, XMM+16(%rsp)
   mov %rsp, %rdi
+  movabs $\offset, %rsi
   call padhook_exit_dispatch
+  mov %rax, %r11
   mov 48(%rsp), %rax
   mov 16(%rsp), %rdx
   movaps XMM(%rsp), %xmm0
   movaps XMM+16(%rsp), %xmm1
-  add $(FRAME + 8), %rsp
-  .cfi_def_cfa_offset 8
-  ret
+  add $(FRAME + 16), %rsp
+  .cfi_adjust_cfa_offset -(FRAME + 16)
+  jmp *%r11
   .cfi_endproc
-  .size padhook_return_trampoline, . - padhook_return_trampoline
+  .size \name, . - \name
+  .size \name\()_frame, . - \name\()_frame
+  .endm
+
+  .hidden padhook_rt_personality
+  // Stacks below 16 TiB: D = +16 TiB (kMirrorLowOffset).
+  RETURN_TRAMPOLINE padhook_return_trampoline_low, 0x100000000000, 0x10, 0x10, 0x09, 0x11, 0xf7, 0xff, 0xff, 0xff, 0xff, 0xff, 0x03, 0x22
+  // Stacks from 48 TiB: D = -16 TiB (kMirrorHighOffset).
+  RETURN_TRAMPOLINE padhook_return_trampoline_high, -0x100000000000, 0x10, 0x10, 0x09, 0x11, 0xf7, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7b, 0x22
 
 // The entry call of a block whose clients have no on_entry.
   .globl padhook_no_entry_handler
