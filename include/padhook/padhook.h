@@ -137,7 +137,8 @@ uint64_t padhook_exits_lost(void);
 
 const char *padhook_strerror(int error);
 const char *padhook_last_error(void);  /* detail of this thread's last failed call */
-/* Hooked calls whose handlers were skipped by the recursion guard, all threads. */
+/* Hooked calls whose handlers were skipped by the recursion guard (or because
+   their thread reached padhook before its one-time set-up finished), all threads. */
 uint64_t padhook_recursion_skips(void);
 
 #ifdef __cplusplus

@@ -239,6 +239,7 @@ Result<std::unique_ptr<internal::AttachmentState>> AttachOwned(
   if (hooks.on_entry == nullptr && hooks.on_exit == nullptr) {
     return Status(Errc::kInvalidArgument, "no handler given (on_entry and on_exit are both null)");
   }
+  sync::Initialize();  // so that hooked calls (maybe in signal handlers) never have to
   if (hooks.on_exit != nullptr) EnsureShadowKey();  // before any call can push a shadow frame
   if (functions.empty()) return Status(Errc::kNotFound, "no function to attach to");
   if (sync::InReadSection()) {

@@ -29,7 +29,10 @@ uint64_t CurrentThreadId() {
 extern "C" __attribute__((visibility("hidden"))) void padhook_dispatch_slow(padhook_call* call) {
   using namespace padhook;
   sync::ThreadRecord* rec = sync::internal::tls_record;
-  if (rec == &sync::internal::g_unregistered) rec = sync::internal::RegisterThisThread();
+  if (rec == &sync::internal::g_unregistered) {
+    rec = sync::internal::RegisterThisThreadFromSignalSafeContext();
+    if (rec == nullptr) return;  // padhook is still initializing: skipped, counted
+  }
   const uint64_t word = rec->word.load(std::memory_order_relaxed);
   if (word & sync::kNestingMask) {  // R1: the recursion guard
     rec->skipped.store(rec->skipped.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

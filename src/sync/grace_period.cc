@@ -13,8 +13,8 @@
 
 std::atomic<uint64_t> padhook_reader_word{(1u << padhook::sync::kEpochShift) | 1};
 // The same variable under a name that binds inside libpadhook, for trampoline.S.
-extern "C" __attribute__((alias("padhook_reader_word"), visibility("hidden")))
-std::atomic<uint64_t> padhook_reader_word_local;
+extern "C" __attribute__((alias("padhook_reader_word"), visibility("hidden"))) std::atomic<uint64_t>
+    padhook_reader_word_local;
 
 namespace padhook::sync {
 namespace internal {
@@ -52,6 +52,12 @@ std::atomic<uint64_t> g_grace_periods{0};
 
 pthread_key_t g_exit_key;
 std::once_flag g_init_once;
+// Set (release) at the end of InitOnce; read (acquire) by
+// RegisterThisThreadFromSignalSafeContext, which must not wait on
+// g_init_once: a signal handler could interrupt InitOnce on its own thread.
+std::atomic<bool> g_initialized{false};
+// Hooked calls skipped because their thread could not register yet.
+std::atomic<uint64_t> g_unregistered_skips{0};
 std::mutex g_sync_mutex;  // serializes Synchronize (W2..W5)
 
 enum class Fence { kUnknown, kMembarrier, kMprotect };
@@ -68,10 +74,11 @@ void PushFree(ThreadRecord* rec) noexcept {
   uint64_t head = g_free_head.load(std::memory_order_acquire);
   for (;;) {
     const uint32_t next_index = static_cast<uint32_t>(head);  // index + 1 of the old top
-    rec->next_free.store(next_index ? RecordAt(next_index - 1) : nullptr, std::memory_order_relaxed);
+    rec->next_free.store(next_index ? RecordAt(next_index - 1) : nullptr,
+                         std::memory_order_relaxed);
     const uint64_t tag = (head >> 32) + 1;
-    if (g_free_head.compare_exchange_weak(head, (tag << 32) | (index + 1), std::memory_order_release,
-                                          std::memory_order_acquire)) {
+    if (g_free_head.compare_exchange_weak(head, (tag << 32) | (index + 1),
+                                          std::memory_order_release, std::memory_order_acquire)) {
       return;
     }
   }
@@ -147,8 +154,13 @@ void InitOnce() {
   g_fence.store(Fence::kMprotect, std::memory_order_release);
 }
 
+void InitOnceAndPublish() {
+  InitOnce();
+  g_initialized.store(true, std::memory_order_release);
+}
+
 void AsymmetricFence() {
-  std::call_once(g_init_once, InitOnce);
+  std::call_once(g_init_once, InitOnceAndPublish);
   if (g_fence.load(std::memory_order_acquire) == Fence::kMembarrier &&
       syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) {
     return;
@@ -174,7 +186,27 @@ void Backoff(unsigned attempt) {
 namespace internal {
 
 ThreadRecord* RegisterThisThread() noexcept {
-  std::call_once(g_init_once, InitOnce);
+  std::call_once(g_init_once, InitOnceAndPublish);
+  return RegisterInitialized();
+}
+
+ThreadRecord* RegisterThisThreadFromSignalSafeContext() noexcept {
+  if (!g_initialized.load(std::memory_order_acquire)) {
+    g_unregistered_skips.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+  }
+  return RegisterInitialized();
+}
+
+}  // namespace internal
+
+void Initialize() { std::call_once(g_init_once, InitOnceAndPublish); }
+
+namespace internal {
+
+// Async-signal-safe once InitOnce has run: a lock-free pop or claim, and a key
+// slot below 32 (inside the thread descriptor, no allocation).
+ThreadRecord* RegisterInitialized() noexcept {
   ThreadRecord* rec = PopFree();
   if (rec == nullptr) rec = ClaimNewRecord();
   if (rec == nullptr) {
@@ -195,7 +227,7 @@ ThreadRecord* RegisterThisThread() noexcept {
 }  // namespace internal
 
 void InterruptAllCpus() {
-  std::call_once(g_init_once, InitOnce);
+  std::call_once(g_init_once, InitOnceAndPublish);
   if (g_fence_page == nullptr || g_fence_page == MAP_FAILED) return;
   mprotect(g_fence_page, 4096, PROT_READ);
   *static_cast<volatile char*>(g_fence_page);
@@ -205,12 +237,13 @@ void InterruptAllCpus() {
 
 Status Synchronize() {
   if (InReadSection()) {
-    return Status(Errc::kBusy, "Synchronize() called inside a read section: it would wait for itself");
+    return Status(Errc::kBusy,
+                  "Synchronize() called inside a read section: it would wait for itself");
   }
   std::lock_guard<std::mutex> lock(g_sync_mutex);
   const uint64_t target = g_epoch.fetch_add(1, std::memory_order_seq_cst) + 1;  // W2
   padhook_reader_word.store((target << kEpochShift) | 1, std::memory_order_seq_cst);
-  AsymmetricFence();                                                             // W3
+  AsymmetricFence();  // W3
   const uint32_t claimed = g_records_claimed.load(std::memory_order_acquire);
   for (uint32_t i = 0; i < claimed; ++i) {  // W4
     ThreadRecord* rec = RecordAt(i);
@@ -237,7 +270,7 @@ uint64_t GracePeriodsCompleted() noexcept {
 }
 
 uint64_t RecursionSkips() noexcept {
-  uint64_t sum = 0;
+  uint64_t sum = g_unregistered_skips.load(std::memory_order_relaxed);
   const uint32_t claimed = g_records_claimed.load(std::memory_order_acquire);
   for (uint32_t i = 0; i < claimed; ++i) {
     if (ThreadRecord* rec = RecordAt(i)) sum += rec->skipped.load(std::memory_order_relaxed);
@@ -248,7 +281,7 @@ uint64_t RecursionSkips() noexcept {
 uint32_t RecordsClaimed() noexcept { return g_records_claimed.load(std::memory_order_relaxed); }
 
 const char* FenceMethod() noexcept {
-  std::call_once(g_init_once, InitOnce);
+  std::call_once(g_init_once, InitOnceAndPublish);
   return g_fence.load(std::memory_order_acquire) == Fence::kMembarrier ? "membarrier" : "mprotect";
 }
 

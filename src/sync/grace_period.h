@@ -90,9 +90,9 @@ extern "C" std::atomic<uint64_t> padhook_reader_word;
 namespace padhook::sync {
 
 struct alignas(64) ThreadRecord {
-  std::atomic<uint64_t> word{0};  // (epoch << 16) | nesting; 0 outside sections
+  std::atomic<uint64_t> word{0};                  // (epoch << 16) | nesting; 0 outside sections
   std::atomic<ThreadRecord*> next_free{nullptr};  // free-stack link (registry only)
-  std::atomic<bool> in_use{false};  // owned by a live thread
+  std::atomic<bool> in_use{false};                // owned by a live thread
   uint32_t index = 0;  // position in the registry; written once when the record is carved
   // Hooked calls whose handlers this thread skipped (recursion guard). Written
   // only by the owning thread (relaxed), summed by RecursionSkips().
@@ -110,8 +110,18 @@ extern std::atomic<uint64_t> g_epoch;
 extern ThreadRecord g_unregistered;
 // constinit: no dynamic initialization, so no TLS wrapper call on each access.
 extern constinit thread_local ThreadRecord* tls_record __attribute__((tls_model("initial-exec")));
-ThreadRecord* RegisterThisThread() noexcept;  // slow path of R1
+ThreadRecord* RegisterThisThread() noexcept;   // slow path of R1
+ThreadRecord* RegisterInitialized() noexcept;  // RegisterThisThread once Initialize() ran
+// The trampoline's slow path, possibly in a signal handler: never waits.
+// Null (the call is skipped and counted in RecursionSkips) when Initialize()
+// has not completed yet.
+ThreadRecord* RegisterThisThreadFromSignalSafeContext() noexcept;
 }  // namespace internal
+
+// One-time set-up (thread-exit key, fork handler, membarrier registration).
+// Not async-signal-safe: attach calls it before it publishes anything, so
+// that a hooked call never has to.
+void Initialize();
 
 inline void ReadEnter() noexcept {
   ThreadRecord* rec = internal::tls_record;
@@ -134,7 +144,8 @@ inline void ReadExit() noexcept {
 // True when this thread is inside a read section.
 inline bool InReadSection() noexcept {
   ThreadRecord* rec = internal::tls_record;
-  return rec != &internal::g_unregistered && (rec->word.load(std::memory_order_relaxed) & kNestingMask) != 0;
+  return rec != &internal::g_unregistered &&
+         (rec->word.load(std::memory_order_relaxed) & kNestingMask) != 0;
 }
 
 class ReadSection {
