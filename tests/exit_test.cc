@@ -15,6 +15,7 @@
 #include <unwind.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -556,3 +557,101 @@ INSTANTIATE_TEST_SUITE_P(All, ExitTest, ::testing::Range(0, 4),
                          });
 
 }  // namespace
+
+// ---- Stress ---------------------------------------------------------------------------
+
+namespace stress {
+
+// The long-lived client counts per thread (handlers run on the calling thread,
+// signal handlers included); churning clients count globally per attachment.
+thread_local long t_entries = 0, t_exits = 0;
+void SteadyEntry(padhook_call*, void*) { ++t_entries; }
+void SteadyExit(padhook_call*, void*) { ++t_exits; }
+
+std::atomic<int (*)(int, int)> g_add{nullptr};
+std::atomic<long> g_signal_calls{0};
+void OnSignal(int) {
+  if (g_add.load()(1, 2) == 3) g_signal_calls.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace stress
+
+// Threads that throw and catch, longjmp and take signals inside hooked
+// functions, while clients with exit handlers come and go: the client
+// attached throughout sees balanced entries and exits on every thread, a
+// churning client never sees more exits than entries, and every result is
+// the untraced one.
+TEST(ExitStressTest, ExceptionsLongjmpAndSignalsWhileClientsComeAndGo) {
+  using namespace stress;
+  const Variant& v0 = kVariants[1];  // gcc -O2
+  const Variant& v1 = kVariants[2];  // clang -O0
+  g_add = v0.add;
+  struct sigaction sa = {}, old = {};
+  sa.sa_handler = OnSignal;
+  sa.sa_flags = SA_RESTART;
+  ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+  std::vector<void*> functions;
+  for (const Variant* v : {&v0, &v1}) {
+    for (void* f : {Addr(v->add), Addr(v->depth), Addr(v->catch_below), Addr(v->throw_down),
+                    Addr(v->jump_down), Addr(v->raise_inside)}) {
+      functions.push_back(f);
+    }
+  }
+  const uint64_t lost = padhook_exits_lost();
+  std::atomic<bool> stop{false};
+  std::atomic<long> wrong{0}, calls{0};
+  constexpr int kWorkers = 3;
+  long entries[kWorkers] = {}, exits[kWorkers] = {};
+  {
+    Attached steady(functions, stress::SteadyEntry, stress::SteadyExit);
+    std::vector<std::thread> workers;
+    for (int w = 0; w < kWorkers; ++w) {
+      workers.emplace_back([&, w] {
+        const Variant& v = w % 2 == 0 ? v0 : v1;
+        while (!stop.load(std::memory_order_relaxed)) {
+          int dtors = 0;
+          if (v.catch_below(3, &dtors) != 43 || dtors != 4) wrong++;
+          jmp_buf buf;
+          if (setjmp(buf) == 0) v.jump_down(&buf, 2);
+          if (v.depth(10) != 55) wrong++;
+          if (v.raise_inside(SIGUSR1) != 5) wrong++;
+          calls++;
+        }
+        if (v.add(1, 1) != 2) wrong++;  // pops the last longjmp's frames
+        entries[w] = stress::t_entries;
+        exits[w] = stress::t_exits;
+      });
+    }
+    std::thread signaller([&] {
+      while (!stop.load(std::memory_order_relaxed)) {
+        for (auto& t : workers) pthread_kill(t.native_handle(), SIGUSR1);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+    });
+    long cycles = 0;
+    const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+    while (std::chrono::steady_clock::now() < end) {
+      Counter churn;
+      {
+        Attached a(functions, CountEntry, CountExit, &churn);
+        std::this_thread::sleep_for(std::chrono::microseconds(300));
+      }
+      const int in = churn.entries.load(), out = churn.exits.load();
+      EXPECT_LE(out, in) << "an exit without its entry, cycle " << cycles;
+      ++cycles;
+    }
+    stop = true;
+    signaller.join();
+    for (auto& t : workers) t.join();
+    EXPECT_GT(cycles, 10);
+  }
+  sigaction(SIGUSR1, &old, nullptr);
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_GT(calls.load(), 100);
+  EXPECT_GT(g_signal_calls.load(), 0);
+  for (int w = 0; w < kWorkers; ++w) {
+    EXPECT_GT(entries[w], 0);
+    EXPECT_EQ(entries[w], exits[w]) << "worker " << w;
+  }
+  EXPECT_EQ(padhook_exits_lost(), lost);
+}
