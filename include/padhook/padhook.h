@@ -120,19 +120,24 @@ void padhook_call_set_return_double(padhook_call *c, double v);
 /* Nonzero in an on_exit handler. */
 int padhook_call_is_exit(const padhook_call *c);
 /* Nonzero in an on_exit handler delivered because the function's frame was
- * unwound (exception, longjmp, thread exit) instead of returning; the return
- * value is then meaningless. Delivered when padhook notices: at the next
- * hooked call or return of the thread, or at thread exit. */
+ * unwound (C++ exception, pthread_exit, pthread_cancel: while unwinding;
+ * longjmp: at the thread's next hooked call or return; thread exit) instead
+ * of returning; the return value is then meaningless. */
 int padhook_call_is_unwound(const padhook_call *c);
-/* CLOCK_MONOTONIC ns of this event: the entry (in on_entry) or the return (in
- * on_exit). Taken on first request, once per event, shared by all clients. */
+/* Time of this event in ns on CLOCK_MONOTONIC's scale: the entry (in
+ * on_entry) or the return (in on_exit). Read from the CPU's time-stamp
+ * counter on first request, once per event, shared by all clients; the
+ * conversion is calibrated once per process (about 1 ms, spent by the first
+ * attach with an on_exit or the first request). */
 uint64_t padhook_call_timestamp(padhook_call *c);
 /* In on_exit: the timestamp of the call's entry (the one on_entry handlers
  * saw), so duration = padhook_call_timestamp(c) - padhook_call_entry_time(c).
  * In on_entry: the same as padhook_call_timestamp. */
 uint64_t padhook_call_entry_time(padhook_call *c);
 /* Calls whose exit could not be promised (a thread's shadow stack was full:
- * more than ~350,000 hooked calls with exit handlers nested). */
+ * more than ~400,000 hooked calls with exit handlers nested; or a stack whose
+ * return-address mirror could not be mapped), and returns that found no
+ * shadow frame (a thread switching stacks, e.g. coroutines). */
 uint64_t padhook_exits_lost(void);
 
 const char *padhook_strerror(int error);

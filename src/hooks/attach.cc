@@ -67,6 +67,7 @@
 #include <vector>
 
 #include "arch.h"
+#include "hooks/clock.h"
 #include "hooks/handler_block.h"
 #include "hooks/shadow_stack.h"
 #include "loader_events.h"
@@ -240,7 +241,10 @@ Result<std::unique_ptr<internal::AttachmentState>> AttachOwned(
     return Status(Errc::kInvalidArgument, "no handler given (on_entry and on_exit are both null)");
   }
   sync::Initialize();  // so that hooked calls (maybe in signal handlers) never have to
-  if (hooks.on_exit != nullptr) EnsureShadowKey();  // before any call can push a shadow frame
+  if (hooks.on_exit != nullptr) {
+    EnsureShadowKey();  // before any call can push a shadow frame
+    CalibrateClock();   // entry times are converted in exit handlers: calibrate here, once
+  }
   if (functions.empty()) return Status(Errc::kNotFound, "no function to attach to");
   if (sync::InReadSection()) {
     return Status(Errc::kBusy, "attach called from inside a handler");

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "hooks/call_frame.h"
+#include "hooks/clock.h"
 #include "hooks/shadow_stack.h"
 #include "padhook/hooks.h"
 #include "padhook/padhook.h"
@@ -150,14 +151,15 @@ int padhook_call_is_unwound(const padhook_call* c) {
 uint64_t padhook_call_timestamp(padhook_call* c) {
   uint64_t t = c->stamp & padhook::kStampTimeMask;
   if (t == 0) {
-    t = padhook::NowNs() & padhook::kStampTimeMask;
+    t = padhook::ReadClock() & padhook::kStampTimeMask;
     c->stamp |= t;
   }
-  return t;
+  return padhook::ClockToNs(t);
 }
 
 uint64_t padhook_call_entry_time(padhook_call* c) {
-  return padhook_call_is_exit(c) ? c->divert_target_or_entry_time : padhook_call_timestamp(c);
+  return padhook_call_is_exit(c) ? padhook::ClockToNs(c->divert_target_or_entry_time)
+                                 : padhook_call_timestamp(c);
 }
 
 uint64_t padhook_exits_lost(void) { return padhook::ExitsLost(); }

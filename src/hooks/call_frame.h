@@ -21,9 +21,11 @@ struct padhook_call {
   alignas(16) uint8_t xmm[8][16];
   uint64_t function;   // entry address of the hooked function
   uint64_t saved_rbx;  // the trampoline's own
-  // Entry: padhook_divert_return jumps here. Exit: the call's entry time (ns).
+  // Entry: padhook_divert_return jumps here. Exit: the call's entry time
+  // (ReadClock ticks, hooks/clock.h).
   uint64_t divert_target_or_entry_time;
-  // Bits 0..61: this event's time in ns, taken on first request (0: not yet).
+  // Bits 0..61: this event's time in ReadClock ticks, taken on first request
+  // (0: not yet).
   // Bit 63: an exit frame; bit 62: an exit delivered because the frame was
   // unwound (exception, longjmp, thread exit), not returned from.
   uint64_t stamp;

@@ -46,6 +46,15 @@ struct EntryCall {
   void* user_data;
 };
 
+// What a return trampoline's fast path calls on exit, in attach order: the
+// clients with an on_exit, each with its attach order (a call owes its exit
+// to the clients whose seq is at most the max_seq of the block it entered with).
+struct ExitCall {
+  padhook_handler handler;
+  void* user_data;
+  uint64_t seq;
+};
+
 // Block flags (read by the trampoline: keep in sync with trampoline.S).
 inline constexpr uint32_t kBlockNeedsVector = 1;  // some handler may touch vector registers
 inline constexpr uint32_t kBlockHasExit = 2;      // some client has an on_exit
@@ -57,10 +66,12 @@ extern "C" void padhook_no_entry_handler(padhook_call*, void*);
 
 // Layout, one allocation (offsets are read by trampoline.S):
 //    0  flags, count, refs, reserved          (4 x uint32_t)
-//   16  max_seq, reserved2                    (2 x uint64_t)
+//   16  max_seq, exit_calls_offset            (2 x uint64_t)
 //   32  EntryCall entry_calls[]   the slots' non-null on_entry (at least one:
 //                                 padhook_no_entry_handler if none), then {null, null}
 //    .  HandlerSlot slots[count]  every client, in attach order
+//    .  ExitCall exit_calls[]     the slots' non-null on_exit, then {null, null, 0};
+//                                 at byte exit_calls_offset from the block
 struct HandlerBlock {
   uint32_t flags;
   uint32_t count;
@@ -70,13 +81,17 @@ struct HandlerBlock {
   // with this block owes exits exactly to the clients (still attached when it
   // returns) whose seq is at most this.
   uint64_t max_seq;
-  uint64_t reserved2;
+  uint64_t exit_calls_offset;
 
   EntryCall* entry_calls() { return reinterpret_cast<EntryCall*>(this + 1); }
   const EntryCall* entry_calls() const { return reinterpret_cast<const EntryCall*>(this + 1); }
   HandlerSlot* slots() { return reinterpret_cast<HandlerSlot*>(entry_calls() + count + 1); }
   const HandlerSlot* slots() const {
     return reinterpret_cast<const HandlerSlot*>(entry_calls() + count + 1);
+  }
+  const ExitCall* exit_calls() const {
+    return reinterpret_cast<const ExitCall*>(reinterpret_cast<const char*>(this) +
+                                             exit_calls_offset);
   }
 
   static HandlerBlock* Make(const HandlerBlock* old, const internal::AttachmentState* add,
@@ -96,23 +111,28 @@ struct HandlerBlock {
     }
     if (slots.empty()) return nullptr;
     const size_t count = slots.size();
-    // entry_calls: at most `count` handlers (or the no-entry one) and the terminator.
-    void* mem = ::operator new(sizeof(HandlerBlock) + sizeof(EntryCall) * (count + 1) +
-                               sizeof(HandlerSlot) * count);
+    // entry_calls and exit_calls: at most `count` handlers (or the no-entry
+    // one) and the terminator each.
+    const size_t exit_offset =
+        sizeof(HandlerBlock) + sizeof(EntryCall) * (count + 1) + sizeof(HandlerSlot) * count;
+    void* mem = ::operator new(exit_offset + sizeof(ExitCall) * (count + 1));
     auto* block = static_cast<HandlerBlock*>(mem);
     block->flags = 0;
     block->count = static_cast<uint32_t>(count);
     block->refs = 0;
     block->reserved = 0;
     block->max_seq = 0;
-    block->reserved2 = 0;
+    block->exit_calls_offset = exit_offset;
+    auto* exit_call = reinterpret_cast<ExitCall*>(static_cast<char*>(mem) + exit_offset);
     EntryCall* call = block->entry_calls();
     for (const HandlerSlot& s : slots) {
       if ((s.owner->hooks.flags & PADHOOK_HOOKS_NO_VECTOR) == 0) block->flags |= kBlockNeedsVector;
       if (s.on_exit != nullptr) block->flags |= kBlockHasExit;
       block->max_seq = std::max(block->max_seq, s.owner->seq);
       if (s.on_entry != nullptr) *call++ = {s.on_entry, s.user_data};
+      if (s.on_exit != nullptr) *exit_call++ = {s.on_exit, s.user_data, s.owner->seq};
     }
+    *exit_call = {nullptr, nullptr, 0};
     if (call == block->entry_calls()) *call++ = {padhook_no_entry_handler, nullptr};
     while (call != block->entry_calls() + count + 1) *call++ = {nullptr, nullptr};
     std::copy(slots.begin(), slots.end(), block->slots());

@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 #include <unwind.h>
 
@@ -13,26 +12,21 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "hooks/clock.h"
 #include "hooks/handler_block.h"
 #include "sync/grace_period.h"
+
+// The fast paths of E1 and E2..E4 are in trampoline.S, which reads this.
+extern "C" {
+constinit thread_local padhook::ShadowStack padhook_tls_shadow
+    __attribute__((visibility("hidden"), tls_model("initial-exec"))) = {};
+}
 
 namespace padhook {
 namespace {
 
-struct ShadowStack {
-  ShadowFrame* top;  // next free frame; null until the thread's first redirected call
-  ShadowFrame* limit;
-  ShadowFrame* base;
-  // Stack addresses [mirror_lo, mirror_hi) are known to have a mapped mirror
-  // at mirror_offset; return_trampoline is that class's RT.
-  uint64_t mirror_lo;
-  uint64_t mirror_hi;
-  int64_t mirror_offset;
-  uint64_t return_trampoline;
-  bool mapping_mirror;  // this thread is mapping a chunk (its signal handlers must not wait)
-};
+ShadowStack& Shadow() { return padhook_tls_shadow; }
 
-constinit thread_local ShadowStack tls_shadow __attribute__((tls_model("initial-exec"))) = {};
 std::atomic<uint64_t> g_exits_lost{0};
 pthread_key_t g_exit_key;
 std::once_flag g_key_once;
@@ -51,7 +45,7 @@ void CountLost() { g_exits_lost.fetch_add(1, std::memory_order_relaxed); }
 
 void ReleaseAtThreadExit(void*) {
   UnwindAllShadowFrames();
-  ShadowStack& s = tls_shadow;
+  ShadowStack& s = Shadow();
   if (s.base != nullptr) munmap(s.base, kShadowCapacity * sizeof(ShadowFrame));
   s.base = s.top = s.limit = nullptr;
 }
@@ -158,9 +152,8 @@ void RunExitHandlers(const ShadowFrame& f, padhook_call* call) {
   if (meta->function.load(std::memory_order_acquire) != f.function) return;  // entry reused
   const HandlerBlock* block = BlockOf(meta);
   if (block == nullptr) return;
-  for (uint32_t i = 0; i < block->count; ++i) {
-    const HandlerSlot& slot = block->slots()[i];
-    if (slot.on_exit != nullptr && slot.owner->seq <= f.max_seq) slot.on_exit(call, slot.user_data);
+  for (const ExitCall* c = block->exit_calls(); c->handler != nullptr; ++c) {
+    if (c->seq <= f.max_seq) c->handler(call, c->user_data);
   }
 }
 
@@ -197,12 +190,6 @@ bool Nested() {
 
 }  // namespace
 
-uint64_t NowNs() noexcept {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 uint64_t ExitsLost() noexcept { return g_exits_lost.load(std::memory_order_relaxed); }
 
 void EnsureShadowKey() {
@@ -210,7 +197,7 @@ void EnsureShadowKey() {
 }
 
 void UnwindAllShadowFrames() noexcept {
-  ShadowStack& s = tls_shadow;
+  ShadowStack& s = Shadow();
   if (s.base == nullptr || s.top == s.base) return;
   if (Nested()) {
     PopDead(s, UINT64_MAX, true, false);
@@ -225,7 +212,7 @@ void UnwindAllShadowFrames() noexcept {
 using namespace padhook;
 
 extern "C" __attribute__((visibility("hidden"))) void padhook_exit_push(padhook_call* frame) {
-  ShadowStack& s = tls_shadow;
+  ShadowStack& s = Shadow();
   if (__builtin_expect(s.base == nullptr, 0) && !MapShadowStack(s)) return CountLost();
   uint64_t* slot = &frame->continuation() + 1;  // the function's return-address slot
   const auto retp = reinterpret_cast<uint64_t>(slot);
@@ -242,7 +229,7 @@ extern "C" __attribute__((visibility("hidden"))) void padhook_exit_push(padhook_
   const auto* block = static_cast<const HandlerBlock*>(frame->block);
   uint64_t time = frame->stamp & kStampTimeMask;
   if (time == 0) {
-    time = NowNs();
+    time = ReadClock() & kStampTimeMask;
     frame->stamp = time;
   }
   *s.top = {retp, frame->meta, frame->function, block->max_seq, time};
@@ -255,7 +242,7 @@ extern "C" __attribute__((visibility("hidden"))) void padhook_exit_push(padhook_
 
 extern "C" __attribute__((visibility("hidden"))) uint64_t padhook_exit_dispatch(
     padhook_call* frame, int64_t mirror_offset) {
-  ShadowStack& s = tls_shadow;
+  ShadowStack& s = Shadow();
   uint64_t* slot = &frame->continuation() + 1;
   const auto retp = reinterpret_cast<uint64_t>(slot);
   const uint64_t real_return = *MirrorOf(retp, mirror_offset);
@@ -287,7 +274,7 @@ extern "C" __attribute__((visibility("hidden"))) uint64_t padhook_exit_dispatch(
 extern "C" __attribute__((visibility("hidden"))) _Unwind_Reason_Code padhook_rt_personality(
     int, _Unwind_Action actions, uint64_t, _Unwind_Exception*, _Unwind_Context* context) {
   if ((actions & _UA_CLEANUP_PHASE) == 0) return _URC_CONTINUE_UNWIND;
-  ShadowStack& s = tls_shadow;
+  ShadowStack& s = Shadow();
   if (s.base == nullptr) return _URC_CONTINUE_UNWIND;
   const uint64_t retp = _Unwind_GetCFA(context) - 8;
   if (Nested()) {

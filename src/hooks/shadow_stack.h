@@ -62,6 +62,7 @@
 //   and counts it (padhook_exits_lost); it never crashes.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "hooks/call_frame.h"
@@ -69,12 +70,28 @@
 namespace padhook {
 
 struct ShadowFrame {
-  uint64_t retp;  // address of the function's return-address slot
-  const void* meta;
-  uint64_t function;
-  uint64_t max_seq;
-  uint64_t entry_time;
+  uint64_t retp;        // 0: address of the function's return-address slot
+  const void* meta;     // 8
+  uint64_t function;    // 16
+  uint64_t max_seq;     // 24
+  uint64_t entry_time;  // 32: ReadClock ticks (hooks/clock.h)
 };
+
+// A thread's shadow stack and mirror cache (padhook_tls_shadow; the offsets
+// are read by trampoline.S).
+struct ShadowStack {
+  ShadowFrame* top;    // 0: next free frame; null until the thread's first redirected call
+  ShadowFrame* limit;  // 8
+  ShadowFrame* base;   // 16
+  // Stack addresses [mirror_lo, mirror_hi) are known to have a mapped mirror
+  // at mirror_offset; return_trampoline is that class's RT.
+  uint64_t mirror_lo;          // 24
+  uint64_t mirror_hi;          // 32
+  int64_t mirror_offset;       // 40
+  uint64_t return_trampoline;  // 48
+  bool mapping_mirror;         // this thread is mapping a chunk (its signal handlers must not wait)
+};
+static_assert(sizeof(ShadowFrame) == 40 && offsetof(ShadowStack, return_trampoline) == 48);
 
 inline constexpr uint64_t kShadowCapacity = (16u << 20) / sizeof(ShadowFrame);  // 16 MiB reserved
 
@@ -85,9 +102,6 @@ inline constexpr uint64_t kMirrorHighStart = 48ull << 40;  // stacks from here: 
 inline constexpr uint64_t kMirrorAddressEnd = 1ull << 47;
 inline constexpr int64_t kMirrorLowOffset = 16ll << 40;
 inline constexpr int64_t kMirrorHighOffset = -(16ll << 40);
-
-// Monotonic time in ns (CLOCK_MONOTONIC through the vDSO).
-uint64_t NowNs() noexcept;
 
 // Exits this process could not promise: a shadow stack was full, or a stack's
 // mirror could not be mapped.

@@ -82,6 +82,25 @@
 #define TLS_RECORD _ZN7padhook4sync8internal10tls_recordE
 #define META_CAPACITY _ZN7padhook13MetadataTable10g_capacityE
 #define META_BASE _ZN7padhook13MetadataTable6g_baseE
+#define BLOCK_MAX_SEQ 16
+#define BLOCK_EXIT_CALLS_OFFSET 24
+#define EXIT_CALL_SIZE 24
+#define STAMP_EXIT 0x8000000000000000
+// struct ShadowStack and ShadowFrame (src/hooks/shadow_stack.h)
+#define SHADOW padhook_tls_shadow
+#define SHADOW_TOP 0
+#define SHADOW_LIMIT 8
+#define SHADOW_BASE 16
+#define SHADOW_MIRROR_LO 24
+#define SHADOW_MIRROR_HI 32
+#define SHADOW_MIRROR_OFFSET 40
+#define SHADOW_RT 48
+#define SHADOW_FRAME_SIZE 40
+#define SF_RETP 0
+#define SF_META 8
+#define SF_FUNCTION 16
+#define SF_MAX_SEQ 24
+#define SF_ENTRY_TIME 32
 
   .macro SAVE_XMM
   movaps %xmm0, XMM+0(%rsp)
@@ -131,6 +150,7 @@
   .hidden padhook_dispatch_slow
   .hidden padhook_exit_push
   .hidden padhook_exit_dispatch
+  .hidden padhook_tls_shadow
   .hidden padhook_reader_word_local
   .p2align 4
 padhook_trampoline:
@@ -232,12 +252,71 @@ padhook_trampoline:
   jmp .Lrestore
 .Lexit:
   // The block has exit handlers: after the entry handlers, E1 of
-  // src/hooks/shadow_stack.h (C++, so xmm0-7 are saved whatever the flags).
-  // rax still holds the metadata entry R2 found.
+  // src/hooks/shadow_stack.h. rax still holds the metadata entry R2 found.
   mov %rbx, BLOCK(%rsp)
   mov %rax, META(%rsp)
+  testl $NEEDS_VECTOR, BLOCK_FLAGS(%rbx)
+  jz 1f
   SAVE_XMM
+1:
   RUN_ENTRY_CALLS
+  // E1's common case here; the rest (first call of the thread or of a stack
+  // chunk, dead frames to pop, a tail call, a full stack) in C++.
+  lea FRAME+8(%rsp), %rdi                    // retp
+  mov SHADOW@gottpoff(%rip), %rcx
+  mov %rdi, %rax
+  sub %fs:SHADOW_MIRROR_LO(%rcx), %rax
+  mov %fs:SHADOW_MIRROR_HI(%rcx), %rdx
+  sub %fs:SHADOW_MIRROR_LO(%rcx), %rdx
+  cmp %rdx, %rax
+  jae .Lexit_push_slow                       // the mirror may not cover retp
+  mov (%rdi), %r8                            // the real return address
+  cmp %fs:SHADOW_RT(%rcx), %r8
+  je .Lexit_push_slow                        // a tail call
+  mov %fs:SHADOW_TOP(%rcx), %r9
+  cmp %fs:SHADOW_LIMIT(%rcx), %r9
+  je .Lexit_push_slow                        // full, or not mapped yet
+  cmp %fs:SHADOW_BASE(%rcx), %r9
+  je 2f
+  cmp -SHADOW_FRAME_SIZE(%r9), %rdi
+  jae .Lexit_push_slow                       // dead frames to pop first
+2:
+  mov %rdi, SF_RETP(%r9)
+  mov META(%rsp), %rax
+  mov %rax, SF_META(%r9)
+  mov FUNCTION(%rsp), %rax
+  mov %rax, SF_FUNCTION(%r9)
+  mov BLOCK(%rsp), %rax
+  mov BLOCK_MAX_SEQ(%rax), %rax
+  mov %rax, SF_MAX_SEQ(%r9)
+  mov STAMP(%rsp), %rax                      // an entry handler's timestamp, if taken
+  test %rax, %rax
+  jnz 3f
+  rdtsc
+  shl $32, %rdx
+  or %rdx, %rax
+3:
+  mov %rax, SF_ENTRY_TIME(%r9)
+  add $SHADOW_FRAME_SIZE, %r9
+  mov %r9, %fs:SHADOW_TOP(%rcx)              // the frame before its top
+  mov %fs:SHADOW_MIRROR_OFFSET(%rcx), %rax
+  mov %r8, (%rdi,%rax)                       // the mirror before the slot
+  mov %fs:SHADOW_RT(%rcx), %rax
+  mov %rax, (%rdi)
+  LEAVE_READ_SECTION
+  mov BLOCK(%rsp), %rax
+  testl $NEEDS_VECTOR, BLOCK_FLAGS(%rax)
+  jz .Lrestore
+  RESTORE_XMM
+  jmp .Lrestore
+.Lexit_push_slow:
+  // C++ may use xmm0-7: save them now if the entry handlers did not need to
+  // (they promised not to touch them, so they still hold the arguments).
+  mov BLOCK(%rsp), %rax
+  testl $NEEDS_VECTOR, BLOCK_FLAGS(%rax)
+  jnz 4f
+  SAVE_XMM
+4:
   mov %rsp, %rdi
   call padhook_exit_push
   LEAVE_READ_SECTION
@@ -290,10 +369,82 @@ padhook_trampoline:
   mov %rdx, 16(%rsp)
   movaps %xmm0, XMM(%rsp)
   movaps %xmm1, XMM+16(%rsp)
+  mov %rbx, SAVED_RBX(%rsp)
+  // rbx saved at rsp + SAVED_RBX: DW_CFA_expression rbx {DW_OP_breg7 200}
+  // (an offset from this odd CFA is not a multiple of 8, as offset rules need).
+  .cfi_escape 0x10, 0x03, 0x03, 0x77, 0xc8, 0x01
+  // E2: the real return address back into the slot (padhook_call_caller).
+  lea FRAME+8(%rsp), %rdi                    // retp
+  movabs $\offset, %rax
+  mov (%rdi,%rax), %rax
+  mov %rax, (%rdi)
+  // The common case here: a registered thread outside any read section,
+  // whose top shadow frame is this call's and the only one with its retp.
+  // The rest (nested, dead frames to pop, tail calls, a lost frame) in C++.
+  mov TLS_RECORD@gottpoff(%rip), %rcx
+  mov %fs:(%rcx), %rcx
+  testw $0xFFFF, (%rcx)
+  jnz 8f
+  mov SHADOW@gottpoff(%rip), %rdx
+  mov %fs:SHADOW_TOP(%rdx), %rsi
+  cmp %fs:SHADOW_BASE(%rdx), %rsi
+  je 8f
+  cmp -SHADOW_FRAME_SIZE(%rsi), %rdi
+  jne 8f
+  sub $SHADOW_FRAME_SIZE, %rsi               // this call's frame
+  cmp %fs:SHADOW_BASE(%rdx), %rsi
+  je 1f
+  cmp -SHADOW_FRAME_SIZE(%rsi), %rdi
+  je 8f
+1:
+  mov padhook_reader_word_local(%rip), %rax  // enter the read section (R1)
+  mov %rax, (%rcx)
+  mov SF_FUNCTION(%rsi), %rax                // the frame's fields, then pop it
+  mov %rax, FUNCTION(%rsp)
+  mov SF_ENTRY_TIME(%rsi), %rax
+  mov %rax, DIVERT_TARGET(%rsp)
+  mov SF_MAX_SEQ(%rsi), %rax
+  mov %rax, BLOCK(%rsp)                      // exit frames keep max_seq here
+  mov SF_META(%rsi), %rbx
+  mov %rsi, %fs:SHADOW_TOP(%rdx)
+  movabs $STAMP_EXIT, %rax
+  mov %rax, STAMP(%rsp)
+  // E3: the exit calls of the function's current block owed to this call.
+  mov FUNCTION(%rsp), %rax
+  cmp %rax, (%rbx)
+  jne 7f                                     // the metadata entry was reused
+  mov META_DATA(%rbx), %rbx
+  test %rbx, %rbx
+  jz 7f
+  add BLOCK_EXIT_CALLS_OFFSET(%rbx), %rbx
+  cmpq $0, (%rbx)
+  je 7f
+2:
+  mov 16(%rbx), %rax
+  cmp BLOCK(%rsp), %rax
+  ja 3f                                      // attached after the call entered
+  mov %rsp, %rdi
+  mov 8(%rbx), %rsi
+  call *(%rbx)
+3:
+  add $EXIT_CALL_SIZE, %rbx
+  cmpq $0, (%rbx)
+  jne 2b
+7:
+  LEAVE_READ_SECTION
+  jmp 9f
+8:
   mov %rsp, %rdi
   movabs $\offset, %rsi
   call padhook_exit_dispatch
-  mov %rax, %r11
+9:
+  // E4: return where the mirror says, with the return registers as the
+  // handlers left them.
+  lea FRAME+8(%rsp), %r11
+  movabs $\offset, %rax
+  mov (%r11,%rax), %r11
+  mov SAVED_RBX(%rsp), %rbx
+  .cfi_restore %rbx
   mov 48(%rsp), %rax
   mov 16(%rsp), %rdx
   movaps XMM(%rsp), %xmm0

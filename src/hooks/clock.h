@@ -1,0 +1,32 @@
+// src/hooks/clock.h — padhook's clock: the CPU's time-stamp counter, read in
+// one instruction on hot paths, converted to nanoseconds only when a handler
+// asks for a time.
+//
+// Handlers see nanoseconds on CLOCK_MONOTONIC's scale: the conversion is
+// calibrated once per process against clock_gettime (about 1 ms of sampling,
+// by the first attach of an exit handler or the first conversion, whichever
+// comes first). It assumes an invariant TSC (constant_tsc and nonstop_tsc in
+// /proc/cpuinfo), which every x86-64 CPU of the last decade has; elsewhere
+// durations drift with the CPU's frequency.
+//
+// Shared state: g_calibration (atomic pointer to an immutable Calibration,
+// null until published). Written once by a release CAS from null by the
+// first thread to finish calibrating; read with acquire by any thread.
+// Calibration never waits for another thread, so it is async-signal-safe.
+#pragma once
+
+#include <x86intrin.h>
+
+#include <cstdint>
+
+namespace padhook {
+
+inline uint64_t ReadClock() noexcept { return __rdtsc(); }
+
+// Makes sure the conversion is calibrated (spends ~1 ms the first time).
+void CalibrateClock() noexcept;
+
+// A ReadClock() value in ns on CLOCK_MONOTONIC's scale.
+uint64_t ClockToNs(uint64_t ticks) noexcept;
+
+}  // namespace padhook
