@@ -191,6 +191,35 @@ TEST_P(ExitTest, ExitHandlersKnowTheEntryTimeTheEntryHandlersSaw) {
   EXPECT_GE(t.exit_time, t.exit_entry_time);
 }
 
+uint64_t MonotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+TEST_P(ExitTest, TimesAreNanosecondsOnClockMonotonicsScale) {
+  const Variant& v = V();
+  Times t;
+  Attached a({Addr(v.slow)}, TimeEntry, TimeExit, &t);
+  volatile int go = 0;
+  uint64_t before = 0, after = 0;
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    go = 1;
+  });
+  before = MonotonicNs();
+  EXPECT_EQ(v.slow(&go), 11);
+  after = MonotonicNs();
+  releaser.join();
+  // The TSC conversion is calibrated over ~1 ms: allow 1% and a little.
+  const uint64_t slack = (after - before) / 100 + 200'000;
+  EXPECT_GE(t.entry_seen + slack, before);
+  EXPECT_LE(t.exit_time, after + slack);
+  const uint64_t duration = t.exit_time - t.exit_entry_time;
+  EXPECT_GE(duration + slack, 30'000'000u) << "slow() waited at least 30 ms";
+  EXPECT_LE(duration, after - before + slack);
+}
+
 // ---- Nesting ----------------------------------------------------------------------
 
 TEST_P(ExitTest, RecursionOneHundredThousandDeepPairsEveryEntryWithItsExit) {
@@ -214,6 +243,47 @@ TEST_P(ExitTest, RecursionOneHundredThousandDeepPairsEveryEntryWithItsExit) {
   EXPECT_EQ(entries.load(), 100'001);
   EXPECT_EQ(exits.load(), 100'001);
   EXPECT_EQ(padhook_exits_lost(), lost);
+}
+
+// Runs fn on a thread with a stack of `stack_bytes`.
+template <typename F>
+void OnBigStack(size_t stack_bytes, F fn) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, stack_bytes);
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(
+                &thread, &attr,
+                [](void* p) -> void* {
+                  (*static_cast<F*>(p))();
+                  return nullptr;
+                },
+                &fn),
+            0);
+  pthread_attr_destroy(&attr);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+}
+
+TEST_P(ExitTest, DeeperThanTheShadowStackIsCountedNeverACrash) {
+  const Variant& v = V();
+  constexpr int kDepth = 500'000;  // the shadow stack holds 419,430 frames
+  int untraced = 0;
+  OnBigStack(256u << 20, [&] { untraced = v.depth(kDepth); });
+  std::atomic<long> counts[2] = {0, 0};
+  padhook_hooks h = {[](padhook_call*, void* d) { static_cast<std::atomic<long>*>(d)[0]++; },
+                     [](padhook_call*, void* d) { static_cast<std::atomic<long>*>(d)[1]++; },
+                     counts, 0};
+  padhook_attachment* a = nullptr;
+  ASSERT_EQ(padhook_attach_address(Addr(v.depth), &h, &a), PADHOOK_OK) << padhook_last_error();
+  const uint64_t lost_before = padhook_exits_lost();
+  int traced = 0;
+  OnBigStack(256u << 20, [&] { traced = v.depth(kDepth); });
+  const uint64_t lost = padhook_exits_lost() - lost_before;
+  ASSERT_EQ(padhook_detach(a), PADHOOK_OK);
+  EXPECT_EQ(traced, untraced);
+  EXPECT_EQ(counts[0].load(), kDepth + 1);
+  EXPECT_EQ(lost, static_cast<uint64_t>(kDepth + 1 - (16u << 20) / 40));
+  EXPECT_EQ(static_cast<uint64_t>(counts[1].load()), kDepth + 1 - lost);
 }
 
 TEST_P(ExitTest, ATailCallGivesOneExitPerEntryInNestingOrder) {
@@ -435,6 +505,37 @@ TEST_P(ExitTest, PthreadCancelInHookedFramesRunsDestructorsAndUnwoundExits) {
   EXPECT_EQ(dtors, untraced_dtors);
   const void* c = Addr(v.cancel_down);
   EXPECT_EQ(events, Concat({Repeat(c, 'E', 5), Repeat(c, 'U', 5)}));
+}
+
+TEST_P(ExitTest, ThreadsThatExitLeaveNoShadowStackBehind) {
+  const Variant& v = V();
+  Counter counter;
+  Attached a({Addr(v.add), Addr(v.exit_down)}, CountEntry, CountExit, &counter);
+  auto virtual_kib = [] {  // VmSize: a leaked shadow stack would add 16 MiB per thread
+    FILE* f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kib = -1;
+    while (fgets(line, sizeof line, f) != nullptr) {
+      if (std::strncmp(line, "VmSize:", 7) == 0) kib = std::atol(line + 7);
+    }
+    fclose(f);
+    return kib;
+  };
+  auto run_threads = [&] {
+    for (int i = 0; i < 50; ++i) {
+      std::thread([&] { EXPECT_EQ(v.add(i, 1), i + 1); }).join();
+      int dtors = 0;
+      std::vector<Event> ignored;
+      OnPthread(&ignored, [&] { v.exit_down(2, &dtors); });  // exits with hooked frames
+    }
+  };
+  run_threads();  // warm up: glibc's stack cache, mirror chunks
+  const long before = virtual_kib();
+  ASSERT_GT(before, 0);
+  run_threads();
+  EXPECT_LE(virtual_kib(), before + 4 * 1024) << "100 threads came and went";
+  EXPECT_EQ(counter.entries.load(), 2 * 50 * 4);
+  EXPECT_EQ(counter.exits.load(), 2 * 50 * 4);
 }
 
 // ---- Stack walking ----------------------------------------------------------------
