@@ -10,6 +10,8 @@
 //   no_vector/N           as clients/N, every client passing
 //                             PADHOOK_HOOKS_NO_VECTOR (xmm0-7 not saved)
 //   entry_exit/1          one client with empty on_entry and on_exit handlers
+//   entry_exit/promises   the same, passing PADHOOK_HOOKS_NO_VECTOR and
+//                             PADHOOK_HOOKS_NO_ENTRY_TIME (no clock read)
 //   one_client/others_100k    (e) one client on the leaf while another client
 //                             is attached to 100,000 other functions
 //   one_client/other_clients_100  (e) one client on the leaf while 100 other
@@ -66,9 +68,11 @@ padhook::Attachment MustAttach(std::span<const void* const> fns, void* data, boo
                                bool with_exit = false) {
   padhook::Hooks h;
   h.on_entry = no_vector ? EmptyHandlerNoVector : EmptyHandler;
-  if (with_exit) h.on_exit = EmptyHandler;
+  if (with_exit) h.on_exit = no_vector ? EmptyHandlerNoVector : EmptyHandler;
   h.user_data = data;
   h.flags = no_vector ? PADHOOK_HOOKS_NO_VECTOR : 0;
+  // An empty on_exit never asks for the entry time either.
+  if (no_vector && with_exit) h.flags |= PADHOOK_HOOKS_NO_ENTRY_TIME;
   padhook::Result<padhook::Attachment> a = padhook::AttachAddresses(fns, h);
   if (!a.ok()) Die("attach", a.status());
   return std::move(*a);
@@ -141,6 +145,7 @@ const State kStates[] = {
     {"no_vector/1", leaf_hooked, 1, false, false, true},
     {"no_vector/100", leaf_hooked, 100, false, false, true},
     {"entry_exit/1", leaf_hooked, 1, false, false, false, true},
+    {"entry_exit/promises", leaf_hooked, 1, false, false, true, true},
 };
 
 constexpr long kInner = 1000;

@@ -37,11 +37,11 @@ row() {  # row STATE IR BASE_B_IR BASE_A_IR
 printf '%-38s %12s %9s %9s %9s\n' state instructions per_call above_b above_a
 declare -A ir
 for s in uninstrumented unpatched_fresh unpatched clients/1 clients/2 clients/10 clients/100 \
-         one_client/others_100k one_client/other_clients_100 one_client/both no_vector/1 no_vector/100 entry_exit/1; do
+         one_client/others_100k one_client/other_clients_100 one_client/both no_vector/1 no_vector/100 entry_exit/1 entry_exit/promises; do
   ir[$s]=$(count "$pad" "$s")
 done
 for s in uninstrumented unpatched_fresh unpatched clients/1 clients/2 clients/10 clients/100 \
-         one_client/others_100k one_client/other_clients_100 one_client/both no_vector/1 no_vector/100 entry_exit/1; do
+         one_client/others_100k one_client/other_clients_100 one_client/both no_vector/1 no_vector/100 entry_exit/1 entry_exit/promises; do
   row "padhook $s" "${ir[$s]}" "${ir[unpatched]}" "${ir[uninstrumented]}"
 done
 awk -v a="${ir[clients/1]}" -v b="${ir[clients/100]}" -v n="$calls" \

@@ -220,6 +220,34 @@ TEST_P(ExitTest, TimesAreNanosecondsOnClockMonotonicsScale) {
   EXPECT_LE(duration, after - before + slack);
 }
 
+void SeeEntryTime(padhook_call* c, void* out) {
+  *static_cast<uint64_t*>(out) = padhook_call_entry_time(c);
+}
+
+TEST_P(ExitTest, WithNoEntryTimeNoClockIsReadUnlessAnotherClientNeedsIt) {
+  const Variant& v = V();
+  uint64_t promised = 1, unpromised = 0;
+  padhook_hooks h = {nullptr, SeeEntryTime, &promised, PADHOOK_HOOKS_NO_ENTRY_TIME};
+  padhook_attachment* a = nullptr;
+  ASSERT_EQ(padhook_attach_address(Addr(v.add), &h, &a), PADHOOK_OK) << padhook_last_error();
+  EXPECT_EQ(v.add(1, 2), 3);
+  EXPECT_EQ(promised, 0u) << "every client promised: no entry time taken";
+  {
+    Attached other({Addr(v.add)}, nullptr, SeeEntryTime, &unpromised);
+    EXPECT_EQ(v.add(1, 2), 3);
+    EXPECT_NE(unpromised, 0u);
+    EXPECT_EQ(promised, unpromised) << "one entry time per call, shared by all clients";
+  }
+  Times t;
+  {
+    Attached stamping({Addr(v.add)}, TimeEntry, nullptr, &t);  // an entry handler takes one
+    EXPECT_EQ(v.add(1, 2), 3);
+  }
+  EXPECT_NE(t.entry_seen, 0u);
+  EXPECT_EQ(promised, t.entry_seen);
+  EXPECT_EQ(padhook_detach(a), PADHOOK_OK);
+}
+
 // ---- Nesting ----------------------------------------------------------------------
 
 TEST_P(ExitTest, RecursionOneHundredThousandDeepPairsEveryEntryWithItsExit) {

@@ -243,7 +243,8 @@ Result<std::unique_ptr<internal::AttachmentState>> AttachOwned(
   sync::Initialize();  // so that hooked calls (maybe in signal handlers) never have to
   if (hooks.on_exit != nullptr) {
     EnsureShadowKey();  // before any call can push a shadow frame
-    CalibrateClock();   // entry times are converted in exit handlers: calibrate here, once
+    // Entry times are converted in exit handlers: calibrate here, once.
+    if ((hooks.flags & PADHOOK_HOOKS_NO_ENTRY_TIME) == 0) CalibrateClock();
   }
   if (functions.empty()) return Status(Errc::kNotFound, "no function to attach to");
   if (sync::InReadSection()) {

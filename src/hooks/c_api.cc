@@ -158,8 +158,9 @@ uint64_t padhook_call_timestamp(padhook_call* c) {
 }
 
 uint64_t padhook_call_entry_time(padhook_call* c) {
-  return padhook_call_is_exit(c) ? padhook::ClockToNs(c->divert_target_or_entry_time)
-                                 : padhook_call_timestamp(c);
+  if (!padhook_call_is_exit(c)) return padhook_call_timestamp(c);
+  const uint64_t ticks = c->divert_target_or_entry_time;
+  return ticks == 0 ? 0 : padhook::ClockToNs(ticks);  // 0: PADHOOK_HOOKS_NO_ENTRY_TIME
 }
 
 uint64_t padhook_exits_lost(void) { return padhook::ExitsLost(); }

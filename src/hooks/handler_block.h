@@ -56,8 +56,9 @@ struct ExitCall {
 };
 
 // Block flags (read by the trampoline: keep in sync with trampoline.S).
-inline constexpr uint32_t kBlockNeedsVector = 1;  // some handler may touch vector registers
-inline constexpr uint32_t kBlockHasExit = 2;      // some client has an on_exit
+inline constexpr uint32_t kBlockNeedsVector = 1;     // some handler may touch vector registers
+inline constexpr uint32_t kBlockHasExit = 2;         // some client has an on_exit
+inline constexpr uint32_t kBlockNeedsEntryTime = 4;  // an on_exit may ask for the entry time
 
 // trampoline.S: does nothing. The entry call of a block whose clients have no
 // on_entry, so that every block has at least one (the trampoline's loop then
@@ -128,6 +129,9 @@ struct HandlerBlock {
     for (const HandlerSlot& s : slots) {
       if ((s.owner->hooks.flags & PADHOOK_HOOKS_NO_VECTOR) == 0) block->flags |= kBlockNeedsVector;
       if (s.on_exit != nullptr) block->flags |= kBlockHasExit;
+      if (s.on_exit != nullptr && (s.owner->hooks.flags & PADHOOK_HOOKS_NO_ENTRY_TIME) == 0) {
+        block->flags |= kBlockNeedsEntryTime;
+      }
       block->max_seq = std::max(block->max_seq, s.owner->seq);
       if (s.on_entry != nullptr) *call++ = {s.on_entry, s.user_data};
       if (s.on_exit != nullptr) *exit_call++ = {s.on_exit, s.user_data, s.owner->seq};

@@ -228,7 +228,7 @@ extern "C" __attribute__((visibility("hidden"))) void padhook_exit_push(padhook_
   if (s.top == s.limit) return CountLost();
   const auto* block = static_cast<const HandlerBlock*>(frame->block);
   uint64_t time = frame->stamp & kStampTimeMask;
-  if (time == 0) {
+  if (time == 0 && (block->flags & kBlockNeedsEntryTime) != 0) {
     time = ReadClock() & kStampTimeMask;
     frame->stamp = time;
   }

@@ -76,6 +76,7 @@
 #define BLOCK_ENTRY_CALLS 32
 #define NEEDS_VECTOR 1
 #define HAS_EXIT 2
+#define NEEDS_ENTRY_TIME 4
 #define META_SHIFT 6
 #define META_DATA 8
 #define ENDBR64 0xFA1E0FF3
@@ -292,6 +293,9 @@ padhook_trampoline:
   mov STAMP(%rsp), %rax                      // an entry handler's timestamp, if taken
   test %rax, %rax
   jnz 3f
+  mov BLOCK(%rsp), %rdx
+  testl $NEEDS_ENTRY_TIME, BLOCK_FLAGS(%rdx)
+  jz 3f                                      // nobody will ask: 0
   rdtsc
   shl $32, %rdx
   or %rdx, %rax
