@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config g++ clang
   libelf-dev libdw-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  valgrind binutils lld
+  valgrind binutils lld gdb
 )
 
 die() { echo "install-deps: $*" >&2; exit 1; }

@@ -342,8 +342,8 @@ TEST_P(ExitTest, LongjmpOverHookedFramesDeliversUnwoundExits) {
   const void* add = Addr(v.add);
   std::vector<Event> expected;
   for (int i = 0; i < 4; ++i) expected.push_back({const_cast<void*>(jd), 'E'});
-  expected.push_back({const_cast<void*>(add), 'E'});
   for (int i = 0; i < 4; ++i) expected.push_back({const_cast<void*>(jd), 'U'});
+  expected.push_back({const_cast<void*>(add), 'E'});
   expected.push_back({const_cast<void*>(add), 'X'});
   EXPECT_EQ(events_, expected) << Describe(
       events_, {{Addr(v.jump_down), "jump_down"}, {Addr(v.add), "add"}});
@@ -655,6 +655,37 @@ TEST_P(ExitTest, HookedCallsInASignalHandlerAreTracedAndNested) {
                                        {Addr(v.add), 'E'},
                                        {Addr(v.add), 'X'},
                                        {Addr(v.raise_inside), 'X'}};
+  EXPECT_EQ(events_, expected) << Describe(
+      events_, {{Addr(v.raise_inside), "raise_inside"}, {Addr(v.add), "add"}});
+}
+
+sigjmp_buf g_signal_jump;
+
+TEST_P(ExitTest, SiglongjmpFromASignalHandlerOverHookedFramesDeliversUnwoundExits) {
+  const Variant& v = V();
+  struct sigaction sa = {}, old = {};
+  sa.sa_handler = [](int) { siglongjmp(g_signal_jump, 3); };
+  ASSERT_EQ(sigaction(SIGUSR2, &sa, &old), 0);
+  auto run = [&] {
+    volatile int jumped = 0;
+    if (sigsetjmp(g_signal_jump, 1) == 0) {
+      v.raise_inside(SIGUSR2);  // does not return: the handler jumps out of it
+    } else {
+      jumped = 1;
+    }
+    return jumped + v.add(1, 2);  // the next hooked call notices the dead frame
+  };
+  const int untraced = run();
+  ASSERT_EQ(untraced, 4);
+  {
+    Attached a({Addr(v.raise_inside), Addr(v.add)}, RecordEntry, RecordExit);
+    EXPECT_EQ(run(), untraced);
+  }
+  sigaction(SIGUSR2, &old, nullptr);
+  const std::vector<Event> expected = {{Addr(v.raise_inside), 'E'},
+                                       {Addr(v.raise_inside), 'U'},
+                                       {Addr(v.add), 'E'},
+                                       {Addr(v.add), 'X'}};
   EXPECT_EQ(events_, expected) << Describe(
       events_, {{Addr(v.raise_inside), "raise_inside"}, {Addr(v.add), "add"}});
 }

@@ -127,8 +127,9 @@ void padhook_call_set_return_double(padhook_call *c, double v);
 int padhook_call_is_exit(const padhook_call *c);
 /* Nonzero in an on_exit handler delivered because the function's frame was
  * unwound (C++ exception, pthread_exit, pthread_cancel: while unwinding;
- * longjmp: at the thread's next hooked call or return; thread exit) instead
- * of returning; the return value is then meaningless. */
+ * longjmp: when the thread next enters or leaves a function with exit
+ * handlers, before that event's handlers; thread exit) instead of returning;
+ * the return value is then meaningless. */
 int padhook_call_is_unwound(const padhook_call *c);
 /* Time of this event in ns on CLOCK_MONOTONIC's scale: the entry (in
  * on_entry) or the return (in on_exit). Read from the CPU's time-stamp

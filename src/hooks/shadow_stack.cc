@@ -240,6 +240,14 @@ extern "C" __attribute__((visibility("hidden"))) void padhook_exit_push(padhook_
   *slot = s.return_trampoline;
 }
 
+extern "C" __attribute__((visibility("hidden"))) void padhook_exit_pop_dead(padhook_call* frame) {
+  ShadowStack& s = Shadow();
+  if (s.base == nullptr) return;
+  uint64_t* slot = &frame->continuation() + 1;
+  const bool tail_call = s.return_trampoline != 0 && *slot == s.return_trampoline;
+  PopDead(s, reinterpret_cast<uint64_t>(slot), /*inclusive=*/!tail_call, true);
+}
+
 extern "C" __attribute__((visibility("hidden"))) uint64_t padhook_exit_dispatch(
     padhook_call* frame, int64_t mirror_offset) {
   ShadowStack& s = Shadow();

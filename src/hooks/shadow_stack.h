@@ -34,13 +34,13 @@
 //     interrupted code had, and leave the stack as they found it.
 //
 // The protocol, per hooked call whose block has exit handlers
-//   E1. (entry, inside the read section, after the entry handlers) Make sure
-//       the mirror covers retp (else: not redirected, counted). Pop frames
-//       whose retp <= this retp: their functions' frames are gone (longjmp,
-//       an exception, a thread stack reused) and each gets an exit flagged as
+//   E1. (entry, inside the read section) Before the entry handlers, pop
+//       frames whose retp <= this retp: their functions' frames are gone
+//       (longjmp, a thread stack reused) and each gets an exit flagged as
 //       unwound. Except a tail call: the slot already holds this class's RT
 //       (the tail-calling function's frame, same retp, stays, and so does its
-//       mirror word). Push a frame {retp, metadata entry, function, the
+//       mirror word). After them, make sure the mirror covers retp (else: not
+//       redirected, counted). Push a frame {retp, metadata entry, function, the
 //       block's max_seq, entry time}; then write the real return address into
 //       the mirror (unless a tail call); only then store RT into the slot: a
 //       signal arriving in between sees a consistent stack.
@@ -122,5 +122,8 @@ extern "C" void padhook_return_trampoline_low();
 extern "C" void padhook_return_trampoline_high();
 // E1: from the trampoline, inside the read section, after the entry handlers.
 extern "C" void padhook_exit_push(padhook_call* frame);
+// E1's pops, from the trampoline before the entry handlers when the top frame
+// is dead, so that its unwound exit comes before this call's entry.
+extern "C" void padhook_exit_pop_dead(padhook_call* frame);
 // E2..E3: from a return trampoline; returns the real return address.
 extern "C" uint64_t padhook_exit_dispatch(padhook_call* frame, int64_t mirror_offset);

@@ -151,6 +151,7 @@
   .hidden padhook_dispatch_slow
   .hidden padhook_exit_push
   .hidden padhook_exit_dispatch
+  .hidden padhook_exit_pop_dead
   .hidden padhook_tls_shadow
   .hidden padhook_reader_word_local
   .p2align 4
@@ -256,6 +257,22 @@ padhook_trampoline:
   // src/hooks/shadow_stack.h. rax still holds the metadata entry R2 found.
   mov %rbx, BLOCK(%rsp)
   mov %rax, META(%rsp)
+  // Frames left dead by a longjmp (retp at or below this call's) get their
+  // unwound exits before this call's entry handlers run, so handlers see
+  // events in nesting order.
+  lea FRAME+8(%rsp), %rdi                    // retp
+  mov SHADOW@gottpoff(%rip), %rcx
+  mov %fs:SHADOW_TOP(%rcx), %rdx
+  cmp %fs:SHADOW_BASE(%rcx), %rdx
+  je 5f
+  cmp -SHADOW_FRAME_SIZE(%rdx), %rdi
+  jb 5f
+  SAVE_XMM
+  mov %rsp, %rdi
+  call padhook_exit_pop_dead
+  RESTORE_XMM
+  mov BLOCK(%rsp), %rbx
+5:
   testl $NEEDS_VECTOR, BLOCK_FLAGS(%rbx)
   jz 1f
   SAVE_XMM
