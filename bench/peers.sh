@@ -4,8 +4,10 @@
 #   bench/peers.sh [--quick | --tiny] [--out DIR] [--build DIR] [--rounds N]
 #                  [--no-build] [--no-install] [--report-only]
 #
-#   (default)     the full run: 5 rounds, 2 M calls per timing, 10 M-call traces
-#   --quick       3 rounds, smaller loops and traces: under 10 minutes on 2 cores
+#   (default)     the full run: 7 rounds, 5 M calls per timing, 10 M-call traces
+#                 (about 10 minutes on 2 cores)
+#   --quick       5 rounds, smaller loops and traces (about 3 minutes on 2 cores;
+#                 the acceptance bound is 10)
 #   --tiny        1 round of tiny loops: checks that everything runs (the ctest
 #                 peers_runner_smoke); its numbers mean nothing
 #   --out DIR     where the table (table.txt), its JSON (table.json), the plots
@@ -58,7 +60,7 @@ while [ $# -gt 0 ]; do
     --no-install) do_install=0; shift ;;
     --report-only) report_only=1; do_build=0; do_install=0; shift ;;
     --check) check=1; shift ;;
-    -h | --help) sed -n 2,39p "$0"; exit 0 ;;
+    -h | --help) sed -n 2,41p "$0"; exit 0 ;;
     *) echo "peers.sh: unknown argument $1 (--help)" >&2; exit 2 ;;
   esac
 done
@@ -67,10 +69,10 @@ done
 # process reports their median); tcalls: calls in one traced run (tracer rows);
 # cg: calls per callgrind count.
 case $mode in
-  full) rounds=${rounds:-5} calls=2000000 reps=3 upcalls=200000 tcalls=10000000 cg=100000
+  full) rounds=${rounds:-7} calls=5000000 reps=3 upcalls=300000 tcalls=10000000 cg=100000
         attach_ns="1 10 100 1000 10000 100000" cold_ns="1000 10000 100000" steady_reps=5
         gb_min=0.2 cg_attach_ns="1 100 1000 10000 100000" strict=1 ;;
-  quick) rounds=${rounds:-3} calls=1000000 reps=3 upcalls=100000 tcalls=1000000 cg=20000
+  quick) rounds=${rounds:-5} calls=2000000 reps=3 upcalls=100000 tcalls=2000000 cg=20000
         attach_ns="1 10 100 1000 10000 100000" cold_ns="1000 10000 100000" steady_reps=3
         gb_min=0.05 cg_attach_ns="1 10000" strict=0 ;;
   tiny) rounds=${rounds:-1} calls=20000 reps=1 upcalls=2000 tcalls=20000 cg=2000

@@ -100,11 +100,11 @@ for line in read_lines("callgrind.txt"):
         cg[t[1]] = float(t[3])
     elif t[0] == "cg_calls":
         cg_calls = float(t[1])
-co_cg = {}  # padhook STATE -> (per_call, above_b)
+co_cg = {}  # padhook STATE -> (per_call, above_b, above_a)
 for line in read_lines("call_overhead_callgrind.txt"):
     t = line.split()
-    if len(t) == 6 and t[0] == "padhook":
-        co_cg[t[1]] = (float(t[3]), float(t[4]))
+    if len(t) == 6 and t[0] == "padhook" and t[2].isdigit():
+        co_cg[t[1]] = (float(t[3]), float(t[4]), float(t[5]))
 lk_cg = {}
 for line in read_lines("lookup_callgrind.txt"):
     t = line.split()
@@ -184,6 +184,14 @@ row(S_CALL, "unpatched instrumented call, above uninstrumented", "ns/call", "wal
     {"xray": stat(delta(T.get("xray_unpatched", {}), T.get("plain", {}))),
      "uftrace_p5": stat(delta(T.get("patch5", {}), T.get("plain", {})))},
     vs="xray", source=src_ns)
+host = os.path.basename(env.get("host_compiler", "the host compiler"))
+row(S_CALL, f"unpatched, never patched, {host} build (its own NOPs), above uninstrumented", "instructions/call",
+    "instructions", single(co_cg["unpatched_fresh"][2]) if "unpatched_fresh" in co_cg else None,
+    source="bench/call_overhead_callgrind.sh (call_overhead_benchmark, built by the host compiler)",
+    note="g++ emits a run of 1-byte NOPs until the first patch in the module converts it")
+row(S_CALL, f"unpatched, never patched, {host} build (its own NOPs), above uninstrumented", "ns/call", "wall",
+    stat(delta(gb.get("unpatched_fresh", {}), gb.get("uninstrumented", {}))),
+    source="call_overhead_benchmark (Google Benchmark), one process per round")
 # 2. entry handler
 row(S_CALL, "empty entry handler, above unpatched", "instructions/call", "instructions",
     cg_per_call("padhook_entry", "padhook_unpatched"), {"xray": cg_per_call("xray_patched", "xray_unpatched")},
@@ -317,11 +325,11 @@ for n in sorted({k[2] for k in attach if k[0] == "steady" and k[1] == "fast"} | 
                                  ("detach", "unpatch_us", "detach", "unpatch_all")):
         peers = {"xray": stat(xr("patch_all", xkey))} if is10k else {}
         tgt = ("<= 150", "<=", 150, 3) if is10k else None
-        row(S_AT, f"{way} {n:,} functions, steady", "us", "wall", stat(att("steady", "fast", n, way + "_us")), peers,
+        row(S_AT, f"{way} {n:,} function{'s' if n > 1 else ''}, steady", "us", "wall", stat(att("steady", "fast", n, way + "_us")), peers,
             vs="xray", target=tgt, source=src_at,
             note=f"XRay: __xray_{'patch' if way == 'attach' else 'unpatch'}() of {xr_n:,} functions" if is10k and xr_n else "")
         if f"attach_{cgop}_{n}" in cg or is10k:
-            row(S_AT, f"{way} {n:,} functions, steady", "instructions", "instructions", cgv(f"attach_{cgop}_{n}"),
+            row(S_AT, f"{way} {n:,} function{'s' if n > 1 else ''}, steady", "instructions", "instructions", cgv(f"attach_{cgop}_{n}"),
                 {"xray": cgv(f"xray_{xop}")} if is10k else {}, vs="xray", source="attach_benchmark --count")
 for n in sorted({k[2] for k in attach if k[0] == "cold" and k[1] == "fast"} | {10000}):
     is10k = n == 10000
