@@ -5,12 +5,12 @@
 if (!exists("dir")) dir = "."
 if (!exists("fmt")) fmt = "svg"
 set datafile missing "NaN"
-set termoption noenhanced
 if (fmt eq "png") {
   set terminal pngcairo size 1000,460 font "sans,10" background rgb "white"
 } else {
   set terminal svg size 1000,460 dynamic font "sans,11" background rgb "white"
 }
+set termoption noenhanced
 set grid ytics lc rgb "#dddddd"
 set key top left
 
@@ -45,8 +45,9 @@ set title "Attach and detach of a batch: time against the number of functions (f
 set logscale xy
 set xlabel "functions in the batch"
 set ylabel "us (log)"
-set format x "10^{%L}"
+set format x "%.0f"
 set xrange [0.7:150000]
+set yrange [1:*]
 set key top left
 plot dir."/plot_attach.dat" using 1:2:3:4 with yerrorlines lc rgb "#4477aa" pt 7 title "padhook attach (steady)", \
      dir."/plot_attach.dat" using 1:5:6:7 with yerrorlines lc rgb "#228833" pt 5 title "padhook detach (steady)", \
@@ -57,6 +58,7 @@ plot dir."/plot_attach.dat" using 1:2:3:4 with yerrorlines lc rgb "#4477aa" pt 7
 unset logscale
 unset format x
 set xrange [*:*]
+set yrange [*:*]
 
 # 3. Per-call cost with more attached: clients on the function, and elsewhere.
 set output dir."/scaling.".fmt
