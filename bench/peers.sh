@@ -18,6 +18,8 @@
 #   --no-install  do not install missing Debian packages
 #   --report-only measure nothing: print the table from OUT/raw again
 #   --check       then check the shape of table.json (bench/peers/check_table.py)
+#   env PADHOOK_CLI=PATH   the `padhook` whose record/report fill the tracer
+#                 rows (default: BUILD/tools/padhook/padhook)
 #
 # What runs (sources in bench/; the table says which row comes from where):
 #   bench/peers/peer_*          one workload (peer_leaf.cc) built by clang++
@@ -60,7 +62,7 @@ while [ $# -gt 0 ]; do
     --no-install) do_install=0; shift ;;
     --report-only) report_only=1; do_build=0; do_install=0; shift ;;
     --check) check=1; shift ;;
-    -h | --help) sed -n 2,41p "$0"; exit 0 ;;
+    -h | --help) sed -n 2,43p "$0"; exit 0 ;;
     *) echo "peers.sh: unknown argument $1 (--help)" >&2; exit 2 ;;
   esac
 done
@@ -111,7 +113,7 @@ fi
 
 B=$build/bench
 P=$B/peers
-cli=$build/tools/padhook/padhook
+cli=${PADHOOK_CLI:-$build/tools/padhook/padhook}  # the tracer rows' `padhook`
 have() { command -v "$1" > /dev/null 2>&1; }
 
 if [ $report_only = 0 ]; then
@@ -163,16 +165,20 @@ lscpu > "$raw/lscpu.txt"
 # Each job appends `round R job NAME <the program's key value line>` to
 # raw/time.txt (or to its own file for multi-line outputs).
 ns() { date +%s%N; }
+# raw/commands.txt: the exact command behind every figure (first round only).
+cmd() { [ "$r" != 1 ] || echo "$1: ${*:2}" >> "$raw/commands.txt"; }
 trace_calls=$((tcalls / 10 > 0 ? tcalls / 10 + tcalls : tcalls))  # warm-up + timed loop
 
 job_time() {  # job_time NAME BINARY STATE [CALLS]
   local name=$1 bin=$2 state=$3 n=${4:-$calls} line
+  cmd "$name" "$bin" --time "$state" "$n" "$reps"
   line=$("$bin" --time "$state" "$n" "$reps" | grep '^state') || { log "$name failed"; return 0; }
   echo "round $r job $name $line" >> "$raw/time.txt"
 }
 job_uftrace() {  # job_uftrace NAME BINARY [uftrace options]: traced loop, trace size, report time
   local name=$1 bin=$2 line t0 t1 bytes
   shift 2
+  cmd "$name" uftrace record "$@" -d DIR "$bin" --time run "$tcalls" 1 "&& du of DIR/*.dat && uftrace report -d DIR"
   rm -rf "$tmp/uftrace.data"
   line=$(timeout 600 uftrace record "$@" -d "$tmp/uftrace.data" "$bin" --time run "$tcalls" 1 2> "$tmp/uftrace.err" |
          grep '^state') || { log "$name: uftrace record failed: $(tail -2 "$tmp/uftrace.err")"; return 0; }
@@ -185,6 +191,8 @@ job_uftrace() {  # job_uftrace NAME BINARY [uftrace options]: traced loop, trace
 }
 job_startup() {  # empty program: directly, under uftrace record, under padhook record
   local t0 t1 t2 t3 t4 t5
+  cmd startup "$P/peer_plain --empty, against: uftrace record -d DIR $P/peer_pg --empty;" \
+    "$cli record -o DIR -- $P/peer_padhook --empty"
   t0=$(ns); "$P/peer_plain" --empty; t1=$(ns)
   echo "round $r job startup_direct ns $((t1 - t0))" >> "$raw/time.txt"
   if [ $has_uftrace = 1 ]; then
@@ -200,6 +208,7 @@ job_startup() {  # empty program: directly, under uftrace record, under padhook 
 }
 job_uprobe() {
   local line
+  cmd uprobe bpftrace -e "'uprobe:$P/peer_patch5:peer_leaf { }'" -c "'$P/peer_patch5 --time run $upcalls $reps'"
   line=$(timeout 300 bpftrace -e "uprobe:$P/peer_patch5:peer_leaf { }" \
          -c "$P/peer_patch5 --time run $upcalls $reps" 2> "$tmp/bpftrace.err" | grep '^state') ||
     { log "uprobes: bpftrace failed: $(tail -2 "$tmp/bpftrace.err")"; return 0; }
@@ -211,6 +220,7 @@ job_uprobe() {
 # report -i DIR). It runs only when `padhook --help` lists a record subcommand.
 job_padhook_record() {
   local line t0 t1 bytes
+  cmd padhook_record "$cli" record -o DIR -- "$P/peer_padhook" --time run "$tcalls" 1 "&& $cli report -i DIR"
   rm -rf "$tmp/padhook.data"
   line=$(timeout 600 "$cli" record -o "$tmp/padhook.data" -- "$P/peer_padhook" --time run "$tcalls" 1 \
          2> "$tmp/record.err" | grep '^state') ||
@@ -224,12 +234,15 @@ job_padhook_record() {
   rm -rf "$tmp/padhook.data"
 }
 job_gbench() {  # call_overhead_benchmark, all states once
+  cmd call_overhead "$B/call_overhead_benchmark" "--benchmark_filter='$gb_filter'" --benchmark_min_time=$gb_min
   "$B/call_overhead_benchmark" --benchmark_filter="$gb_filter" --benchmark_min_time=$gb_min \
     --benchmark_format=json --benchmark_out="$raw/call_overhead.$r.json" > /dev/null 2>&1 ||
     log "call_overhead_benchmark failed"
 }
 job_attach() {
   local n
+  cmd attach "$B/attach_benchmark --steady fast N $steady_reps (N: $attach_ns);" \
+    "--cold fast N (N: $cold_ns); --single fast $((steady_reps * 100 + 1))"
   for n in $attach_ns; do
     "$B/attach_benchmark" --steady fast "$n" "$steady_reps" | sed "s/^/round $r /" | grep steady >> "$raw/attach.txt"
   done
@@ -243,10 +256,12 @@ job_attach() {
   fi
 }
 job_xray_patch() {
+  cmd xray_patch "$B/xray/xray_driver" --patch-all "$steady_reps; $B/xray/xray_driver" --patch-one $((steady_reps * 100 + 1))
   "$B/xray/xray_driver" --patch-all "$steady_reps" | sed "s/^/round $r /" >> "$raw/xray_patch.txt"
   "$B/xray/xray_driver" --patch-one $((steady_reps * 100 + 1)) | sed "s/^/round $r /" >> "$raw/xray_patch.txt"
 }
 job_lookup() {
+  cmd lookup "$B/lookup_benchmark" --benchmark_min_time=$gb_min
   "$B/lookup_benchmark" --benchmark_min_time=$gb_min --benchmark_format=json \
     --benchmark_out="$raw/lookup.$r.json" > /dev/null 2>&1 || log "lookup_benchmark failed"
 }
@@ -292,6 +307,8 @@ cgrun() {  # cgrun NAME TOGGLE CMD...: instructions collected, summed over all p
   shift 2
   mkdir -p "$tmp/cg"
   rm -f "$tmp/cg/$name".*
+  echo "cg_$name: valgrind --tool=callgrind --smc-check=all --trace-children=yes ${toggle:+--instr-atstart=no --toggle-collect='$toggle' }$*" \
+    >> "$raw/commands.txt"
   # TOGGLE "": everything the command runs; else only inside that function
   # (the programs start instrumentation right before it: set-up is not counted)
   opts=(--instr-atstart=yes)
@@ -338,6 +355,8 @@ log "callgrind: clients and scaling states (${SECONDS}s)"
 # shellcheck disable=SC2086
 PADHOOK_CG_STATES="$(echo $cg_states)" PADHOOK_CG_XRAY=0 \
   "$here/call_overhead_callgrind.sh" "$build" "$cg" > "$raw/call_overhead_callgrind.txt"
+echo "cg_call_overhead: PADHOOK_CG_STATES='$(echo $cg_states)' PADHOOK_CG_XRAY=0 bench/call_overhead_callgrind.sh $build $cg" \
+  >> "$raw/commands.txt"
 
 log "callgrind: attach/detach and XRay patching (${SECONDS}s)"
 for n in $cg_attach_ns; do
@@ -352,6 +371,7 @@ done
 if [ $mode != tiny ]; then
   log "callgrind: metadata lookup (${SECONDS}s)"
   "$here/lookup_callgrind.sh" "$build" > "$raw/lookup_callgrind.txt"
+  echo "cg_lookup: bench/lookup_callgrind.sh $build" >> "$raw/commands.txt"
 fi
 rm -rf "$tmp"
 echo "loadavg_end $(cut -d' ' -f1-3 /proc/loadavg)" >> "$raw/env.txt"

@@ -171,8 +171,8 @@ for job in rounds:
     T[job] = per_round(job)
 
 S_CALL = "per call: a tiny leaf, same source (bench/peers/peer_leaf.cc), clang++ -O2"
-src_cg = "callgrind --smc-check=all over bench_call_loop (bench/peers.sh: cgrun)"
-src_ns = "peer_driver --time, one process per tool per round, rounds alternating"
+src_cg = "callgrind over bench_call_loop: commands cg_<program state> in raw/commands.txt"
+src_ns = "peer_driver --time, one process per tool per round (commands: job names in raw/commands.txt)"
 
 # 1. unpatched
 row(S_CALL, "unpatched instrumented call, above uninstrumented", "instructions/call", "instructions",
@@ -270,7 +270,7 @@ row(S_TR, "report (per-function summary), per recorded call", "ns", "wall", repo
 
 # 5. clients and flatness (padhook only: XRay has one global handler)
 S_CL = "clients and scale (padhook only: XRay has one global handler, no clients)"
-src_gb = "call_overhead_benchmark (Google Benchmark), one process per round"
+src_gb = "call_overhead_benchmark (Google Benchmark), one process per round (command: call_overhead)"
 base_gb = gb.get("unpatched", {})
 for k in (1, 2, 10, 100):
     st = f"clients/{k}"
@@ -301,7 +301,8 @@ for st, label in flat:
 
 # 6. attach / detach
 S_AT = "attach / detach: one client, empty entry handler, batches of many_functions (fast write mode)"
-src_at = "attach_benchmark (steady: median of the rounds of one process; first: one fresh process)"
+src_at = ("attach_benchmark and xray_driver (steady: median of the rounds of one process; first: one fresh "
+          "process; commands: attach, xray_patch)")
 xr_steady = xpatch.get("patch_all", {})
 xr_n = int(next(iter(xr_steady.values()))["functions"]) if xr_steady else None
 
@@ -365,7 +366,11 @@ for pat in ("random", "hot"):
             vs="hash_map", source="lookup_benchmark (Google Benchmark), one process per round")
 
 # ---- output ----
-doc = {"schema": SCHEMA, "env": env, "skipped": skipped, "peers": PEER_NAMES,
+commands = {}
+for line in read_lines("commands.txt"):
+    k, _, v = line.partition(": ")
+    commands[k] = v
+doc = {"schema": SCHEMA, "env": env, "skipped": skipped, "peers": PEER_NAMES, "commands": commands,
        "callgrind_calls": cg_calls, "rows": rows}
 
 
@@ -404,6 +409,7 @@ for sec in sections:
         lines.append(" | ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i]) for i, c in enumerate(x)))
     lines.append("")
 lines.append("wall figures: median over rounds (min..max); 'above' figures are per-round differences.")
+lines.append("the exact command behind every figure: raw/commands.txt (job and callgrind names as in 'source').")
 for tool, why in skipped.items():
     lines.append(f"skipped {tool}: {why}")
 for k in ("command", "mode", "rounds", "date", "commit", "cpu", "kernel", "compiler", "host_compiler", "uftrace",
