@@ -354,7 +354,8 @@ echo "cg_calls $cg" >> "$raw/callgrind.txt"
 log "callgrind: clients and scaling states (${SECONDS}s)"
 # shellcheck disable=SC2086
 PADHOOK_CG_STATES="$(echo $cg_states)" PADHOOK_CG_XRAY=0 \
-  "$here/call_overhead_callgrind.sh" "$build" "$cg" > "$raw/call_overhead_callgrind.txt"
+  "$here/call_overhead_callgrind.sh" "$build" "$cg" > "$raw/call_overhead_callgrind.txt" 2> "$tmp/cg_co.err" ||
+  log "call_overhead_callgrind.sh failed: $(head -c 600 "$tmp/cg_co.err")"
 echo "cg_call_overhead: PADHOOK_CG_STATES='$(echo $cg_states)' PADHOOK_CG_XRAY=0 bench/call_overhead_callgrind.sh $build $cg" \
   >> "$raw/commands.txt"
 
@@ -370,7 +371,8 @@ done
 
 if [ $mode != tiny ]; then
   log "callgrind: metadata lookup (${SECONDS}s)"
-  "$here/lookup_callgrind.sh" "$build" > "$raw/lookup_callgrind.txt"
+  "$here/lookup_callgrind.sh" "$build" > "$raw/lookup_callgrind.txt" 2> "$tmp/cg_lookup.err" ||
+    log "lookup_callgrind.sh failed: $(head -c 600 "$tmp/cg_lookup.err")"
   echo "cg_lookup: bench/lookup_callgrind.sh $build" >> "$raw/commands.txt"
 fi
 rm -rf "$tmp"
