@@ -13,6 +13,10 @@
 //       timed attach and detach rounds: median/min/max of each way.
 //   attach_benchmark --single MODE REPS     attach and detach of one function,
 //       REPS times (after one untimed round): median/min/max.
+//   attach_benchmark --count MODE N OP      for callgrind (--instr-atstart=no
+//       --toggle-collect='*CountedOp*'): OP is one of cold_attach (the first
+//       attach of N functions in the process), attach, detach (steady: after
+//       one untimed attach+detach round); only OP runs inside CountedOp.
 //   attach_benchmark                        all of the above (cold only for the
 //       first batch size: it is cold only once per process), both modes.
 //
@@ -28,6 +32,12 @@
 
 #include "padhook/hooks.h"
 #include "padhook/text_writer.h"
+
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#else
+#define CALLGRIND_START_INSTRUMENTATION
+#endif
 
 extern "C" int (*many_fn_at(size_t i))(int);
 extern "C" const size_t many_fn_count;
@@ -143,6 +153,31 @@ void Single(const std::string& mode, int reps) {
               sd.max / 1e3);
 }
 
+// The one operation callgrind counts (--toggle-collect='*CountedOp*').
+template <typename F>
+__attribute__((noinline)) auto CountedOp(F f) {
+  return f();
+}
+
+int Count(const std::string& op, size_t n) {
+  if (op != "cold_attach" && op != "attach" && op != "detach") {
+    std::fprintf(stderr, "OP must be cold_attach, attach or detach, not %s\n", op.c_str());
+    return 2;
+  }
+  const std::vector<const void*> fns = Batch(n);
+  const padhook::Hooks hooks = EmptyHooks();
+  if (op != "cold_attach") (void)Round(fns);  // steady state
+  CALLGRIND_START_INSTRUMENTATION;
+  padhook::Result<padhook::Attachment> a =
+      op == "detach" ? padhook::AttachAddresses(fns, hooks)
+                     : CountedOp([&] { return padhook::AttachAddresses(fns, hooks); });
+  if (!a.ok()) Die("attach", a.status());
+  const padhook::Status s = op == "detach" ? CountedOp([&] { return a->Detach(); }) : a->Detach();
+  if (!s.ok()) Die("detach", s);
+  std::printf("count op %s batch %zu\n", op.c_str(), n);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -165,9 +200,15 @@ int main(int argc, char** argv) {
     Single(argv[2], std::atoi(argv[3]));
     return 0;
   }
+  if (argc == 5 && std::strcmp(argv[1], "--count") == 0) {
+    SetMode(argv[2]);
+    Discover();
+    return Count(argv[4], std::strtoul(argv[3], nullptr, 10));
+  }
   if (argc != 1) {
     std::fprintf(stderr,
-                 "usage: %s [--cold MODE N | --steady MODE N REPS | --single MODE REPS]  (MODE: fast, strict)\n",
+                 "usage: %s [--cold MODE N | --steady MODE N REPS | --single MODE REPS | --count "
+                 "MODE N OP]  (MODE: fast, strict)\n",
                  argv[0]);
     return 2;
   }

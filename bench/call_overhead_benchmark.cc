@@ -17,6 +17,11 @@
 //   one_client/other_clients_100  (e) one client on the leaf while 100 other
 //                             clients are attached to 100 other functions
 //   one_client/both       (e) both of the above at once
+//   one_client/others_N   one client on the leaf, another client on N other
+//                             functions (N = 1k, 10k; with 100k above: the
+//                             scaling of docs/benchmarks.md)
+//   one_client/other_clients_N  one client on the leaf, N other clients on
+//                             N other functions (N = 1, 10; 100 above)
 //
 // Every state uses the same call loop (bench/call_loop.h: an indirect call
 // per iteration, results chained) and the same leaf body.
@@ -85,20 +90,22 @@ padhook::Attachment MustAttachOne(const void* fn, void* data, bool no_vector = f
 // The state a benchmark runs in; destroying it detaches everything.
 struct World {
   std::vector<padhook::Attachment> clients;     // on leaf_hooked
-  padhook::Attachment others_100k;              // one client on 100,000 functions
-  std::vector<padhook::Attachment> others_100;  // 100 clients on 100 other functions
+  padhook::Attachment others_100k;              // one client on up to 100,000 functions
+  std::vector<padhook::Attachment> others_100;  // up to 100 clients on as many other functions
   int data[128] = {};
 
-  World(int clients_on_leaf, bool with_100k, bool with_100_clients, bool no_vector, bool with_exit) {
-    if (with_100k) {
+  World(int clients_on_leaf, size_t others, int other_clients, bool no_vector, bool with_exit) {
+    if (others > 0) {
       std::vector<const void*> fns;
-      for (size_t i = 0; i < many_fn_count; ++i) fns.push_back(reinterpret_cast<const void*>(many_fn_at(i)));
+      for (size_t i = 0; i < others && i < many_fn_count; ++i) {
+        fns.push_back(reinterpret_cast<const void*>(many_fn_at(i)));
+      }
       others_100k = MustAttach(fns, &data[126]);
     }
-    if (with_100_clients) {
-      for (size_t i = 0; i < 100; ++i) {
-        others_100.push_back(MustAttachOne(reinterpret_cast<const void*>(many_fn_at(i * 997 % many_fn_count)),
-                                           &data[127]));
+    if (other_clients > 0) {
+      for (size_t i = 0; i < static_cast<size_t>(other_clients); ++i) {
+        others_100.push_back(MustAttachOne(
+            reinterpret_cast<const void*>(many_fn_at(i * 997 % many_fn_count)), &data[127]));
       }
     }
     for (int i = 0; i < clients_on_leaf; ++i) {
@@ -125,27 +132,31 @@ struct State {
   const char* name;
   int (*fn)(int);
   int clients;
-  bool with_100k;
-  bool with_100_clients;
+  size_t others;      // functions attached by one other client
+  int other_clients;  // other clients, each on one other function
   bool no_vector = false;
   bool with_exit = false;
 };
 
 const State kStates[] = {
-    {"uninstrumented", leaf_plain, 0, false, false},
-    {"unpatched_fresh", leaf_fresh, 0, false, false},
-    {"unpatched", leaf_cycled, 0, false, false},
-    {"clients/1", leaf_hooked, 1, false, false},
-    {"clients/2", leaf_hooked, 2, false, false},
-    {"clients/10", leaf_hooked, 10, false, false},
-    {"clients/100", leaf_hooked, 100, false, false},
-    {"one_client/others_100k", leaf_hooked, 1, true, false},
-    {"one_client/other_clients_100", leaf_hooked, 1, false, true},
-    {"one_client/both", leaf_hooked, 1, true, true},
-    {"no_vector/1", leaf_hooked, 1, false, false, true},
-    {"no_vector/100", leaf_hooked, 100, false, false, true},
-    {"entry_exit/1", leaf_hooked, 1, false, false, false, true},
-    {"entry_exit/promises", leaf_hooked, 1, false, false, true, true},
+    {"uninstrumented", leaf_plain, 0, 0, 0},
+    {"unpatched_fresh", leaf_fresh, 0, 0, 0},
+    {"unpatched", leaf_cycled, 0, 0, 0},
+    {"clients/1", leaf_hooked, 1, 0, 0},
+    {"clients/2", leaf_hooked, 2, 0, 0},
+    {"clients/10", leaf_hooked, 10, 0, 0},
+    {"clients/100", leaf_hooked, 100, 0, 0},
+    {"one_client/others_100k", leaf_hooked, 1, 100000, 0},
+    {"one_client/other_clients_100", leaf_hooked, 1, 0, 100},
+    {"one_client/both", leaf_hooked, 1, 100000, 100},
+    {"no_vector/1", leaf_hooked, 1, 0, 0, true},
+    {"no_vector/100", leaf_hooked, 100, 0, 0, true},
+    {"entry_exit/1", leaf_hooked, 1, 0, 0, false, true},
+    {"entry_exit/promises", leaf_hooked, 1, 0, 0, true, true},
+    {"one_client/others_1k", leaf_hooked, 1, 1000, 0},
+    {"one_client/others_10k", leaf_hooked, 1, 10000, 0},
+    {"one_client/other_clients_1", leaf_hooked, 1, 0, 1},
+    {"one_client/other_clients_10", leaf_hooked, 1, 0, 10},
 };
 
 constexpr long kInner = 1000;
@@ -160,7 +171,8 @@ void Run(benchmark::State& state, const State* s) {
   if (s->fn == leaf_cycled) CycleOnce();
   if (g_world_state != s) {
     g_world.reset();  // detach the previous state's clients first
-    g_world = std::make_unique<World>(s->clients, s->with_100k, s->with_100_clients, s->no_vector, s->with_exit);
+    g_world = std::make_unique<World>(s->clients, s->others, s->other_clients, s->no_vector,
+                                      s->with_exit);
     g_world_state = s;
   }
   benchmark::DoNotOptimize(bench_call_loop(s->fn, kInner));  // warm
@@ -173,7 +185,7 @@ int CountMode(const std::string& name, long calls) {
   for (const State& s : kStates) {
     if (name != s.name) continue;
     if (s.fn == leaf_cycled) CycleOnce();
-    World world(s.clients, s.with_100k, s.with_100_clients, s.no_vector, s.with_exit);
+    World world(s.clients, s.others, s.other_clients, s.no_vector, s.with_exit);
     benchmark::DoNotOptimize(bench_call_loop(s.fn, 1000));  // warm (first-call work: thread record)
     // Under callgrind --instr-atstart=no the set-up above runs uninstrumented
     // (attaching 100,000 functions is slow under valgrind); --toggle-collect

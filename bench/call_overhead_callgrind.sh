@@ -5,6 +5,9 @@
 # functions) runs uninstrumented (--instr-atstart=no; the binaries start
 # instrumentation right before the loop).
 #   usage: bench/call_overhead_callgrind.sh [BUILD_DIR] [CALLS]   (default: build 100000)
+#   env: PADHOOK_CG_STATES="clients/1 ..."  count only these padhook states
+#        (default: all; the per-extra-client lines need clients/1, clients/100,
+#        no_vector/1 and no_vector/100); PADHOOK_CG_XRAY=0 skips xray_driver
 # Prints: state, instructions, per call, above unpatched (b), above
 # uninstrumented (a). padhook states come from bench/call_overhead_benchmark,
 # XRay states from bench/xray/xray_driver (when built), each against its own
@@ -36,19 +39,24 @@ row() {  # row STATE IR BASE_B_IR BASE_A_IR
 
 printf '%-38s %12s %9s %9s %9s\n' state instructions per_call above_b above_a
 declare -A ir
-for s in uninstrumented unpatched_fresh unpatched clients/1 clients/2 clients/10 clients/100 \
-         one_client/others_100k one_client/other_clients_100 one_client/both no_vector/1 no_vector/100 entry_exit/1 entry_exit/promises; do
-  ir[$s]=$(count "$pad" "$s")
+states=${PADHOOK_CG_STATES:-uninstrumented unpatched_fresh unpatched clients/1 clients/2 clients/10 clients/100 \
+  one_client/others_100k one_client/other_clients_100 one_client/both no_vector/1 no_vector/100 entry_exit/1 entry_exit/promises}
+# The baselines of the above_b / above_a columns are always counted.
+for s in uninstrumented unpatched $states; do
+  [ -n "${ir[$s]:-}" ] || ir[$s]=$(count "$pad" "$s")
 done
-for s in uninstrumented unpatched_fresh unpatched clients/1 clients/2 clients/10 clients/100 \
-         one_client/others_100k one_client/other_clients_100 one_client/both no_vector/1 no_vector/100 entry_exit/1 entry_exit/promises; do
+for s in $states; do
   row "padhook $s" "${ir[$s]}" "${ir[unpatched]}" "${ir[uninstrumented]}"
 done
-awk -v a="${ir[clients/1]}" -v b="${ir[clients/100]}" -v n="$calls" \
-  'BEGIN { printf "%-38s %12s %9.2f\n", "padhook per extra client", "", (b - a) / n / 99 }'
-awk -v a="${ir[no_vector/1]}" -v b="${ir[no_vector/100]}" -v n="$calls" \
-  'BEGIN { printf "%-38s %12s %9.2f\n", "padhook per extra no_vector client", "", (b - a) / n / 99 }'
-if [ -x "$xray" ]; then
+if [ -n "${ir[clients/100]:-}" ] && [ -n "${ir[clients/1]:-}" ]; then
+  awk -v a="${ir[clients/1]}" -v b="${ir[clients/100]}" -v n="$calls" \
+    'BEGIN { printf "%-38s %12s %9.2f\n", "padhook per extra client", "", (b - a) / n / 99 }'
+fi
+if [ -n "${ir[no_vector/100]:-}" ] && [ -n "${ir[no_vector/1]:-}" ]; then
+  awk -v a="${ir[no_vector/1]}" -v b="${ir[no_vector/100]}" -v n="$calls" \
+    'BEGIN { printf "%-38s %12s %9.2f\n", "padhook per extra no_vector client", "", (b - a) / n / 99 }'
+fi
+if [ -x "$xray" ] && [ "${PADHOOK_CG_XRAY:-1}" != 0 ]; then
   for s in plain xray_unpatched xray_patched padhook_unpatched padhook_one; do
     ir[x_$s]=$(count "$xray" "$s")
   done

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages padhook needs to build, test and benchmark.
 # Only missing packages are installed; prints nothing when all are present.
+#   scripts/install-deps.sh           build and test dependencies
+#   scripts/install-deps.sh --peers   also the tools bench/peers.sh compares
+#                                     padhook with, and gnuplot for its plots
 set -euo pipefail
 
 PACKAGES=(
@@ -9,6 +12,13 @@ PACKAGES=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   valgrind binutils lld gdb
 )
+# bench/peers.sh: LLVM XRay's runtime, uftrace, uprobes through bpftrace, plots.
+PEERS_PACKAGES=(libclang-rt-14-dev uftrace bpftrace gnuplot-nox)
+case ${1:-} in
+  "") ;;
+  --peers) PACKAGES+=("${PEERS_PACKAGES[@]}") ;;
+  *) echo "usage: $0 [--peers]" >&2; exit 2 ;;
+esac
 
 die() { echo "install-deps: $*" >&2; exit 1; }
 

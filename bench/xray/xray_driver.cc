@@ -14,6 +14,11 @@
 //   xray_driver --patch-all REPS       __xray_patch()/__xray_unpatch() of every
 //       sled (10,001 functions): the first patch of the process (cold: copy-on-
 //       write faults) and then REPS rounds (median/min/max)
+//   xray_driver --count-patch OP        for callgrind (--instr-atstart=no
+//       --toggle-collect='*CountedOp*'): OP is cold_patch_all (the first
+//       __xray_patch() of the process), patch_all, unpatch_all (after one
+//       patch+unpatch round), patch_one (__xray_patch_function of leaf_xray,
+//       after one round)
 //   xray_driver --patch-one REPS       __xray_patch_function/__xray_unpatch_function
 //       of one function, REPS times (median/min/max)
 //
@@ -203,6 +208,39 @@ int PatchOne(int reps) {
   return 0;
 }
 
+template <typename F>
+__attribute__((noinline)) auto CountedOp(F f) {
+  return f();
+}
+
+int CountPatch(const std::string& op) {
+  if (__xray_set_handler(EmptyXrayHandler) != 1) Fail("__xray_set_handler");
+  const int32_t id = XrayIdOf(reinterpret_cast<const void*>(&leaf_xray));
+  if (op == "patch_one") {
+    Check(__xray_patch_function(id), "__xray_patch_function");
+    Check(__xray_unpatch_function(id), "__xray_unpatch_function");
+    CALLGRIND_START_INSTRUMENTATION;
+    Check(CountedOp([id] { return __xray_patch_function(id); }), "__xray_patch_function");
+  } else if (op == "cold_patch_all" || op == "patch_all" || op == "unpatch_all") {
+    if (op != "cold_patch_all") {
+      Check(__xray_patch(), "__xray_patch");
+      Check(__xray_unpatch(), "__xray_unpatch");
+    }
+    CALLGRIND_START_INSTRUMENTATION;
+    if (op == "unpatch_all") {
+      Check(__xray_patch(), "__xray_patch");
+      Check(CountedOp([] { return __xray_unpatch(); }), "__xray_unpatch");
+    } else {
+      Check(CountedOp([] { return __xray_patch(); }), "__xray_patch");
+    }
+  } else {
+    std::fprintf(stderr, "OP must be cold_patch_all, patch_all, unpatch_all or patch_one\n");
+    return 2;
+  }
+  std::printf("count_patch op %s functions %zu\n", op.c_str(), __xray_max_function_id());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -211,8 +249,11 @@ int main(int argc, char** argv) {
   if (argc == 4 && std::strcmp(argv[1], "--count") == 0) return Count(argv[2], std::atol(argv[3]));
   if (argc == 3 && std::strcmp(argv[1], "--patch-all") == 0) return PatchAll(std::atoi(argv[2]));
   if (argc == 3 && std::strcmp(argv[1], "--patch-one") == 0) return PatchOne(std::atoi(argv[2]));
+  if (argc == 3 && std::strcmp(argv[1], "--count-patch") == 0) return CountPatch(argv[2]);
   std::fprintf(stderr,
-               "usage: %s --calls ROUNDS CALLS | --count STATE CALLS | --patch-all REPS | --patch-one REPS\n",
+               "usage: %s --calls ROUNDS CALLS | --count STATE CALLS | --patch-all REPS | "
+               "--patch-one REPS | "
+               "--count-patch OP\n",
                argv[0]);
   return 2;
 }
