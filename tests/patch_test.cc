@@ -176,6 +176,7 @@ struct Seen {
   void* function = nullptr;
   void* caller = nullptr;
   uint64_t thread = 0;
+  uint32_t index = 0;
   uint64_t args[8] = {};
 };
 
@@ -184,6 +185,7 @@ void Record(padhook_call* c, void* data) {
   s->function = padhook_call_function(c);
   s->caller = padhook_call_caller(c);
   s->thread = padhook_call_thread(c);
+  s->index = padhook_call_function_index(c);
   for (unsigned i = 0; i < 6; ++i) s->args[i] = padhook_call_arg(c, i);
   s->count.fetch_add(1);
 }
@@ -258,6 +260,11 @@ TEST_P(PatchTest, AttachByAddressSeesTheCallAndDetachRestoresTheSite) {
   EXPECT_GT(caller, helper);
   EXPECT_LT(caller, helper + kHelperMaxSize) << "the caller is CallAdd";
   EXPECT_EQ(seen.thread, Gettid());
+  // The handler's index is the one in the padding, and the one the C API gives.
+  uint32_t slot_index;
+  std::memcpy(&slot_index, SlotBytes(fn).data() + 1, sizeof(slot_index));
+  EXPECT_EQ(seen.index, slot_index);
+  EXPECT_EQ(padhook_function_index(fn), int64_t{slot_index});
   EXPECT_EQ(seen.args[0], 2u);
   EXPECT_EQ(seen.args[1], 2u);
 

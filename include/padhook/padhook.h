@@ -106,6 +106,11 @@ size_t padhook_attachment_size(const padhook_attachment *a); /* functions covere
 void *padhook_call_function(const padhook_call *c);   /* entry address of the hooked function */
 void *padhook_call_caller(const padhook_call *c);     /* return address into the caller */
 uint64_t padhook_call_thread(const padhook_call *c);  /* kernel thread id of the calling thread */
+/* The function's index in padhook's metadata table (below 2^22): stable
+ * while any attachment covers the function; reused for another function only
+ * after every attachment of this one is gone and a grace period has passed.
+ * One load: a tracer can record it instead of the address. */
+uint32_t padhook_call_function_index(const padhook_call *c);
 /* Integer/pointer argument i (0-based, SysV order: rdi rsi rdx rcx r8 r9, then the stack). */
 uint64_t padhook_call_arg(const padhook_call *c, unsigned i);
 void padhook_call_set_arg(padhook_call *c, unsigned i, uint64_t v);
@@ -146,6 +151,12 @@ uint64_t padhook_call_entry_time(padhook_call *c);
  * return-address mirror could not be mapped), and returns that found no
  * shadow frame (a thread switching stacks, e.g. coroutines). */
 uint64_t padhook_exits_lost(void);
+
+/* Outside handlers: the metadata index of the instrumented function whose
+ * entry is `function` (see padhook_call_function_index), or PADHOOK_ENOTFOUND
+ * when it has none (never attached). Call it while an attachment covers the
+ * function, so that the index cannot change under the caller. */
+int64_t padhook_function_index(const void *function);
 
 const char *padhook_strerror(int error);
 const char *padhook_last_error(void);  /* detail of this thread's last failed call */

@@ -2,10 +2,12 @@
 #include <cstring>
 #include <string>
 
+#include "arch.h"
 #include "hooks/call_frame.h"
 #include "hooks/clock.h"
 #include "hooks/shadow_stack.h"
 #include "padhook/hooks.h"
+#include "padhook/metadata.h"
 #include "padhook/padhook.h"
 #include "sync/grace_period.h"
 
@@ -91,6 +93,18 @@ void* padhook_call_function(const padhook_call* c) { return reinterpret_cast<voi
 
 void* padhook_call_caller(const padhook_call* c) {
   return reinterpret_cast<void*>(c->return_address());
+}
+
+uint32_t padhook_call_function_index(const padhook_call* c) {
+  uint32_t index = 0;
+  padhook::arch::ReadMetaIndex(c->function, &index);  // attached: the slot holds the index
+  return index;
+}
+
+int64_t padhook_function_index(const void* function) {
+  const padhook::MetaEntry* e =
+      padhook::MetadataTable::Lookup(reinterpret_cast<uintptr_t>(function));
+  return e == nullptr ? PADHOOK_ENOTFOUND : static_cast<int64_t>(e->index);
 }
 
 uint64_t padhook_call_thread(const padhook_call*) { return padhook::CurrentThreadId(); }
