@@ -20,4 +20,11 @@ using CommandSetup = CommandRunner(CLI::App& command);
 CommandRunner SetupFlags(CLI::App& command);  // padhook flags
 CommandRunner SetupList(CLI::App& command);   // padhook list
 
+// The trace readers (trace_reader.h): docs/trace-format.md's directories.
+CommandRunner SetupReport(CLI::App& command);  // padhook report
+CommandRunner SetupReplay(CLI::App& command);  // padhook replay
+CommandRunner SetupGraph(CLI::App& command);   // padhook graph
+CommandRunner SetupInfo(CLI::App& command);    // padhook info
+CommandRunner SetupExport(CLI::App& command);  // padhook export
+
 }  // namespace padhook::tool
