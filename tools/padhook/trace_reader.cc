@@ -432,7 +432,9 @@ void Trace::LinkFunctions() {
   for (ProcessImage& image : images_) {
     const uint32_t limit = image.functions.empty() ? 0 : image.functions.rbegin()->first + 1;
     image.global.assign(limit, kNoFunction);
-    for (const auto& [id, function] : image.functions) {
+    for (const auto& entry : image.functions) {
+      const uint32_t id = entry.first;
+      const FunctionDef& function = entry.second;  // (clang 14: no lambda capture of bindings)
       auto module = std::find_if(image.modules.begin(), image.modules.end(),
                                  [&](const ModuleDef& m) { return m.id == function.module; });
       std::string module_path = module != image.modules.end() ? module->path : "";
