@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <iostream>
@@ -179,11 +180,43 @@ void Progress::Update(uint64_t done) {
 
 // ---- CallTree ----
 
+uint32_t ChildIndex::FindOrInsert(uint64_t key, uint32_t node, bool* inserted) {
+  if ((size_ + 1) * 4 > keys_.size() * 3) Grow();
+  const size_t mask = keys_.size() - 1;
+  for (size_t i = (key * 0x9e3779b97f4a7c15) >> shift_;; i = (i + 1) & mask) {
+    if (keys_[i] == key) {
+      *inserted = false;
+      return nodes_[i];
+    }
+    if (keys_[i] == kEmpty) {
+      keys_[i] = key;
+      nodes_[i] = node;
+      ++size_;
+      *inserted = true;
+      return node;
+    }
+  }
+}
+
+void ChildIndex::Grow() {
+  std::vector<uint64_t> keys = std::move(keys_);
+  std::vector<uint32_t> nodes = std::move(nodes_);
+  const size_t capacity = keys.empty() ? 1024 : keys.size() * 2;
+  keys_.assign(capacity, kEmpty);
+  nodes_.assign(capacity, 0);
+  shift_ = 64 - std::countr_zero(capacity);
+  size_ = 0;
+  bool inserted;
+  for (size_t i = 0; i < keys.size(); ++i)
+    if (keys[i] != kEmpty) FindOrInsert(keys[i], nodes[i], &inserted);
+}
+
 uint32_t CallTree::Child(uint32_t parent, uint32_t function) {
   const uint64_t key = (uint64_t{parent} << 32) | function;
-  auto [it, inserted] = children_.try_emplace(key, static_cast<uint32_t>(nodes_.size()));
-  if (!inserted) return it->second;
-  const uint32_t node = it->second;
+  bool inserted = false;
+  const uint32_t node =
+      children_.FindOrInsert(key, static_cast<uint32_t>(nodes_.size()), &inserted);
+  if (!inserted) return node;
   CallNode child;
   child.function = function;
   child.parent = parent;

@@ -8,7 +8,6 @@
 #include <functional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "trace_reader.h"
@@ -102,6 +101,22 @@ struct CallNode {
   uint64_t unfinished = 0;
 };
 
+// (parent node, function) -> child node: open addressing, linear probing;
+// a trace of random calls has about one node per call, so this is hot.
+class ChildIndex {
+ public:
+  // The node stored for `key`, or `node` after storing it (*inserted set).
+  uint32_t FindOrInsert(uint64_t key, uint32_t node, bool* inserted);
+
+ private:
+  static constexpr uint64_t kEmpty = ~uint64_t{0};
+  void Grow();
+  std::vector<uint64_t> keys_;
+  std::vector<uint32_t> nodes_;
+  size_t size_ = 0;
+  int shift_ = 64;
+};
+
 class CallTree {
  public:
   CallTree() { nodes_.emplace_back(); }
@@ -120,7 +135,7 @@ class CallTree {
 
  private:
   std::vector<CallNode> nodes_;
-  std::unordered_map<uint64_t, uint32_t> children_;
+  ChildIndex children_;
 };
 
 // Runs MatchCalls over every thread of the trace (in the order of
