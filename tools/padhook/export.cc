@@ -194,15 +194,20 @@ int RunExport(const ExportOptions& options) {
 CommandRunner SetupExport(CLI::App& command) {
   auto options = std::make_shared<ExportOptions>();
   command.footer(
-      "chrome: Chrome Trace Event JSON (B/E events, ts in microseconds from the start of the "
-      "recording); open it in https://ui.perfetto.dev or chrome://tracing.\n"
-      "folded: one line per call path, \"main;parse;lex 1234\", the path's self time in ns (or "
-      "its call count with --value count), for flamegraph.pl or speedscope.");
+      "chrome: Chrome Trace Event JSON (B/E events, ts in microseconds from the start of the\n"
+      "  recording), written as the trace is read; open it in https://ui.perfetto.dev or\n"
+      "  chrome://tracing.\n"
+      "folded: one line per call path, \"main;parse;lex 1234\": the path's self time in ns\n"
+      "  (or its number of calls with --value count), for flamegraph.pl or speedscope.\n\n"
+      "Examples:\n"
+      "  padhook export -f chrome -o trace.json\n"
+      "  padhook export -f folded | flamegraph.pl > flame.svg");
   AddInputOption(command, options->input);
   command.add_option("-f,--format", options->format, "Output format")
       ->required()
       ->check(CLI::IsMember({"chrome", "folded"}));
-  command.add_option("-o,--output", options->output, "Write to FILE instead of stdout");
+  command.add_option("-o,--output", options->output, "Write to FILE instead of stdout")
+      ->type_name("FILE");
   command.add_option("--value", options->value, "folded: the value of each path")
       ->check(CLI::IsMember({"time", "count"}))
       ->capture_default_str();

@@ -134,13 +134,18 @@ int RunGraph(const GraphOptions& options) {
 CommandRunner SetupGraph(CLI::App& command) {
   auto options = std::make_shared<GraphOptions>();
   command.footer(
-      "Each line is one call path: the total time and the number of calls of the function "
-      "when called from the path above it. With FUNCTION, the paths that lead to it (with how "
-      "often each was taken) and the graph below it, all its calls merged. FUNCTION is a name "
-      "as `padhook report` shows it, or a C++ name without its parameter list.");
+      "Each line is one call path: the total time and number of calls of the function when\n"
+      "called through the path above it. With FUNCTION: the paths that lead to it (how often\n"
+      "each was taken) and the graph below it, all its calls merged. FUNCTION is a name as\n"
+      "`padhook report` shows it, or a C++ name without its parameter list.\n\n"
+      "Examples:\n"
+      "  padhook graph\n"
+      "  padhook graph 'demo::ParseRecord'");
   AddInputOption(command, options->input);
-  command.add_option("function", options->function, "Root the graph at this function");
-  command.add_option("-o,--output", options->output, "Write to FILE instead of stdout");
+  command.add_option("function", options->function, "Root the graph at this function")
+      ->type_name("FUNCTION");
+  command.add_option("-o,--output", options->output, "Write to FILE instead of stdout")
+      ->type_name("FILE");
   return [options] { return RunTraceCommand("graph", [&] { return RunGraph(*options); }); };
 }
 

@@ -263,10 +263,10 @@ int RunInfo(const InfoOptions& options) {
 CommandRunner SetupInfo(CLI::App& command) {
   auto options = std::make_shared<InfoOptions>();
   command.footer(
-      "The command, its exit status or signal, each process (fork and exec relations, modules, "
-      "threads) and the counts of events, lost events and lost exits. Says plainly when the run "
-      "ended abnormally: killed by a signal, a process that never exited, event files never "
-      "closed.");
+      "The command, its exit status or signal, each process (fork and exec relations,\n"
+      "modules, threads) and the counts of events, lost events and lost exits. Says plainly\n"
+      "when the run ended abnormally: killed by a signal, a process that never exited, event\n"
+      "files never closed.");
   AddInputOption(command, options->input);
   command.add_option("--format", options->format, "Output format")
       ->check(CLI::IsMember({"text", "json"}))

@@ -154,13 +154,17 @@ int RunReplay(const ReplayOptions& options) {
 CommandRunner SetupReplay(CLI::App& command) {
   auto options = std::make_shared<ReplayOptions>();
   command.footer(
-      "Each thread's calls in the order they happened: `f() {` opens a call, `} /* f */` closes "
-      "it with its duration on the left, a call that called nothing traced is one line `f();`. "
-      "Calls ended by an exception or longjmp are marked unwound; calls still open when the "
-      "trace ends are marked unfinished.");
+      "Each thread's calls in the order they happened, thread after thread: `f() {` opens\n"
+      "a call, `} /* f */` closes it with its duration on the left, and a call that called\n"
+      "nothing traced is one line, `f();`. Calls ended by an exception or longjmp are marked\n"
+      "unwound, calls still open when the trace ends unfinished.\n\n"
+      "Examples:\n"
+      "  padhook replay | less\n"
+      "  padhook replay --tid 4242 -i run.data");
   AddInputOption(command, options->input);
-  command.add_option("--tid", options->tids, "Only these threads (repeatable)");
-  command.add_option("-o,--output", options->output, "Write to FILE instead of stdout");
+  command.add_option("--tid", options->tids, "Only these threads (repeatable)")->type_name("TID");
+  command.add_option("-o,--output", options->output, "Write to FILE instead of stdout")
+      ->type_name("FILE");
   return [options] { return RunTraceCommand("replay", [&] { return RunReplay(*options); }); };
 }
 

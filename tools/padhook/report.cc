@@ -182,10 +182,14 @@ int RunReport(const ReportOptions& options) {
 CommandRunner SetupReport(CLI::App& command) {
   auto options = std::make_shared<ReportOptions>();
   command.footer(
-      "Times: total is the time inside the function (its outermost calls, so recursion is not "
-      "counted twice), self excludes the functions it called, avg/min/max are per call. A call "
-      "ended by an exception or longjmp counts as ending there; a call still open at the end of "
-      "the trace counts up to its thread's last event.");
+      "Times: total is the time spent inside the function (its outermost calls only, so\n"
+      "recursion is not counted twice), self leaves out the traced functions it called,\n"
+      "avg/min/max are per call. A call ended by an exception or longjmp counts as ending\n"
+      "there; a call still open when the trace ends counts up to its thread's last event.\n\n"
+      "Examples:\n"
+      "  padhook report                        # padhook.data, sorted by total time\n"
+      "  padhook report -s self --threads      # one table per thread, by self time\n"
+      "  padhook report -i run.data --format json");
   AddInputOption(command, options->input);
   command.add_option("--format", options->format, "Output format")
       ->check(CLI::IsMember({"text", "json"}))

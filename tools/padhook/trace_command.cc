@@ -36,6 +36,7 @@ void FlushDiagnostics() {
 
 void AddInputOption(CLI::App& command, std::string& dir) {
   command.add_option("-i,--input", dir, "The trace directory `padhook record` wrote")
+      ->type_name("DIR")
       ->capture_default_str();
 }
 
