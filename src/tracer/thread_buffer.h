@@ -75,11 +75,14 @@ extern uint64_t g_min_duration_ns __attribute__((visibility("hidden")));  // 0: 
 // more words at t->pos: opens the thread's file on its first event, grows
 // it, retries after drops. Returns false when the event must be dropped; it
 // is then already counted (header events_lost and the `lost` marker).
+// MakeRoom and CountGated realign the stack (force_align_arg_pointer): the
+// handlers may be entered with a misaligned one (src/arch/x86_64/trampoline.S)
+// and use general registers only, so only these ordinary-code entries care.
 bool MakeRoom(ThreadBuffer* t, uint64_t now_ns, uint64_t words)
-    __attribute__((visibility("hidden")));
+    __attribute__((visibility("hidden"), force_align_arg_pointer));
 // Counts one event that was dropped because its batch's function lines were
 // not written yet (see runtime.cc, "gates").
-void CountGated(ThreadBuffer* t) __attribute__((visibility("hidden")));
+void CountGated(ThreadBuffer* t) __attribute__((visibility("hidden"), force_align_arg_pointer));
 
 // The handlers (handlers.cc). user_data: the batch's gate (a uint8_t, 1 once
 // the batch's `F` lines are in the functions file).

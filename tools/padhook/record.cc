@@ -308,9 +308,10 @@ int RunRecord(const RecordOptions& options) {
     for (const std::string& part : parts) joined += (joined.empty() ? "" : ";") + part;
     return joined;
   };
+  // After what LD_PRELOAD already holds: a sanitizer runtime must stay first.
   std::string preload = library;
   if (const char* existing = getenv("LD_PRELOAD"); existing != nullptr && *existing != '\0') {
-    preload += std::string(":") + existing;
+    preload = std::string(existing) + ":" + library;
   }
 
   // Report an exec failure through a close-on-exec pipe.
