@@ -3,18 +3,22 @@
 //
 // Built with -mgeneral-regs-only, so the hooks can promise
 // PADHOOK_HOOKS_NO_VECTOR (the trampoline then skips saving xmm0-7 on entry).
-// Whatever is called from here must keep that promise: padhook_call_timestamp,
-// padhook_call_function_index and padhook_call_is_unwound use general
-// registers only; the slow path (runtime.cc, ordinary code, libc) is called
-// through CallSaved, which saves and restores xmm0-7 around it.
+// The slow path (runtime.cc, ordinary code, libc) is called through
+// CallSaved, which saves and restores xmm0-7 around it.
 //
 // Common case of an event: one TLS base, the depth counter, one clock read
-// (padhook reads the TSC once per event and converts it), one word stored, no
-// lock, no allocation, no system call.
+// (the TSC, once per event, shared with the call's other clients through the
+// frame's stamp exactly as padhook_call_timestamp does, converted with
+// padhook's calibration), one word stored; no call, no lock, no allocation,
+// no system call. The frame is read directly (src/hooks/call_frame.h: this
+// library is part of padhook): padhook_call_timestamp,
+// padhook_call_function_index and padhook_call_is_unwound through the PLT
+// cost about 90 instructions per call (callgrind), half of the handlers'.
 //
 // Word layout and special words: docs/trace-format.md, tracer/trace_format.h.
 #include <cstdint>
 
+#include "hooks/call_frame.h"
 #include "padhook/padhook.h"
 #include "tracer/thread_buffer.h"
 
@@ -23,6 +27,7 @@ namespace padhook::tracer {
 __thread ThreadBuffer t_buffer __attribute__((tls_model("initial-exec")));
 uint32_t g_max_depth = UINT32_MAX;
 uint64_t g_min_duration_ns = 0;
+Clock g_clock = {0, 0, uint64_t{1} << 32};
 
 namespace {
 
@@ -102,6 +107,32 @@ inline void Put(ThreadBuffer& t, uint64_t word, uint64_t now, const void* gate) 
   t.prev_ns = now;
 }
 
+// The event's time, as padhook_call_timestamp would give it, without its two
+// calls: the frame's TSC stamp (taken once per event, shared by all clients
+// of the call), read here if no client took it yet, converted with the
+// calibration padhook made (g_clock, copied from padhook::ClockToNs at start:
+// the same ns, to the nanosecond's rounding).
+inline uint64_t EventTime(padhook_call* call) {
+  uint64_t ticks = call->stamp & kStampTimeMask;
+  if (ticks == 0) {
+    ticks = __builtin_ia32_rdtsc() & kStampTimeMask;
+    call->stamp |= ticks;
+  }
+  const int64_t delta = static_cast<int64_t>(ticks - g_clock.base_ticks);
+  return g_clock.base_ns +
+         static_cast<uint64_t>(static_cast<int64_t>(
+             (static_cast<__int128>(delta) * static_cast<__int128>(g_clock.ns_per_tick_q32)) >>
+             32));
+}
+
+// The function's id: its metadata index, in the slot right before the entry
+// (what padhook_call_function_index reads; attached functions always have one).
+inline uint64_t FunctionId(const padhook_call* call) {
+  uint32_t index;
+  __builtin_memcpy(&index, reinterpret_cast<const void*>(call->function - 4), sizeof index);
+  return index;
+}
+
 }  // namespace
 
 void OnEntry(padhook_call* call, void* gate) {
@@ -110,9 +141,8 @@ void OnEntry(padhook_call* call, void* gate) {
   // find the same depth their entries saw.
   const uint32_t depth = ++t.depth;
   if (depth > g_max_depth) return;
-  const uint64_t now = padhook_call_timestamp(call);
-  const uint64_t id = padhook_call_function_index(call);
-  Put(t, trace::kKindEntry | id << kIdShift, now, gate);
+  const uint64_t now = EventTime(call);
+  Put(t, trace::kKindEntry | FunctionId(call) << kIdShift, now, gate);
 }
 
 void OnExit(padhook_call* call, void* gate) {
@@ -120,7 +150,7 @@ void OnExit(padhook_call* call, void* gate) {
   const uint32_t depth = t.depth;
   t.depth = depth - (depth != 0);  // never below 0, whatever padhook delivers
   if (depth > g_max_depth) return;
-  const uint64_t now = padhook_call_timestamp(call);
+  const uint64_t now = EventTime(call);
   uint64_t* p = t.pos;
   // --min-duration: when the last word written is an entry, it is this
   // call's own (exits match the innermost open entry, and a recorded child
@@ -133,9 +163,8 @@ void OnExit(padhook_call* call, void* gate) {
     t.pos = p - 1;
     return;
   }
-  const uint64_t kind = trace::kKindExit + (padhook_call_is_unwound(call) != 0);
-  const uint64_t id = padhook_call_function_index(call);
-  Put(t, kind | id << kIdShift, now, gate);
+  const uint64_t kind = trace::kKindExit + ((call->stamp & kStampUnwound) != 0);
+  Put(t, kind | FunctionId(call) << kIdShift, now, gate);
 }
 
 }  // namespace padhook::tracer

@@ -18,6 +18,7 @@
 //                               number) or with a unit: 10us, 2ms, 1s. Only
 //                               calls with no recorded child are dropped.
 //   PADHOOK_TRACE_QUIET         1: no notes on stderr (errors still print).
+//   PADHOOK_TRACE_VERBOSE       1: start-up and attach timings on stderr.
 //
 // What it writes: docs/trace-format.md (`<key>.process.json`,
 // `<key>.functions`, `<key>-<tid>.events`).
@@ -86,6 +87,7 @@
 #include <string>
 #include <vector>
 
+#include "hooks/clock.h"
 #include "padhook/function_table.h"
 #include "padhook/hooks.h"
 #include "padhook/padhook.h"
@@ -103,6 +105,7 @@ constexpr uint64_t kRetryAfterDrops = 1024;       // drops between attempts to g
 struct State {
   bool active = false;
   bool quiet = false;
+  bool verbose = false;  // PADHOOK_TRACE_VERBOSE=1: start-up and attach timings on stderr
   std::string dir;
   int dir_fd = -1;
   std::string key;
@@ -386,12 +389,14 @@ std::string LineSafe(std::string text) {
 // then appends their lines and opens the batch's gate. Caller holds
 // functions_mutex.
 void AttachNewModulesLocked(State& s) {
+  const uint64_t t0 = MonotonicNs();
   FunctionTable& table = FunctionTable::Process();
   if (Status status = table.Refresh(); !status.ok()) {
     Note(true, "cannot read the loaded modules: %s", status.message().c_str());
     return;
   }
   std::shared_ptr<const FunctionTable::Snapshot> snapshot = table.snapshot();
+  const uint64_t t1 = MonotonicNs();
   std::vector<const Function*> functions;
   std::vector<const Module*> modules;  // modules with selected functions, in order
   for (const std::shared_ptr<const Module>& module : snapshot->modules()) {
@@ -405,7 +410,13 @@ void AttachNewModulesLocked(State& s) {
     }
     if (functions.size() > before) modules.push_back(module.get());
   }
-  if (functions.empty()) return;
+  if (functions.empty()) {
+    if (s.verbose) {
+      Note(true, "function table %.3f ms (%zu modules), nothing to attach", (t1 - t0) / 1e6,
+           snapshot->modules().size());
+    }
+    return;
+  }
 
   // The gate: one byte per batch, never freed (handlers keep reading it).
   auto* gate = new uint8_t(0);
@@ -418,6 +429,7 @@ void AttachNewModulesLocked(State& s) {
   hooks.flags = PADHOOK_HOOKS_NO_VECTOR | PADHOOK_HOOKS_NO_ENTRY_TIME;
 
   std::vector<const Function*> attached;
+  const uint64_t t2 = MonotonicNs();
   Result<Attachment> attachment = AttachFunctions(functions, hooks, snapshot);
   if (attachment.ok()) {
     attached = functions;
@@ -462,10 +474,18 @@ void AttachNewModulesLocked(State& s) {
             Hex(f->file_address()) + "\t" + std::to_string(f->size) + "\t" + LineSafe(f->name) +
             "\n";
   }
+  const uint64_t t3 = MonotonicNs();
   s.functions_patched += attached.size();
   AppendFunctionLines(s, text);
   s.lines += text;
   __atomic_store_n(gate, 1, __ATOMIC_RELEASE);
+  if (s.verbose) {
+    Note(true,
+         "function table %.3f ms (%zu modules), selection %.3f ms, attach %.3f ms (%zu functions), "
+         "lines %.3f ms",
+         (t1 - t0) / 1e6, snapshot->modules().size(), (t2 - t1) / 1e6, (t3 - t2) / 1e6,
+         attached.size(), (MonotonicNs() - t3) / 1e6);
+  }
 }
 
 // ---- Thread files --------------------------------------------------------------
@@ -786,6 +806,8 @@ __attribute__((constructor)) void StartTracing() {
   auto* s = new State();
   const char* quiet = getenv("PADHOOK_TRACE_QUIET");
   s->quiet = quiet != nullptr && strcmp(quiet, "1") == 0;
+  const char* verbose = getenv("PADHOOK_TRACE_VERBOSE");
+  s->verbose = verbose != nullptr && strcmp(verbose, "1") == 0;
   s->dir = dir;
   s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (s->dir_fd < 0) {
@@ -825,13 +847,24 @@ __attribute__((constructor)) void StartTracing() {
     Note(true, "no pthread key left: not tracing");
     return;
   }
+  // The handlers convert TSC ticks inline with padhook's own calibration
+  // (made now, ~1 ms, instead of at the first attach): its scale is exact
+  // (ClockToNs of two ticks 2^32 apart differ by ns_per_tick_q32), its base
+  // one sample.
+  CalibrateClock();
+  const uint64_t ticks = ReadClock();
+  g_clock.base_ticks = ticks;
+  g_clock.base_ns = ClockToNs(ticks);
+  g_clock.ns_per_tick_q32 = ClockToNs(ticks + (uint64_t{1} << 32)) - g_clock.base_ns;
   if (!WriteProcessJsonNew(*s)) return;
   g_state = s;
   s->active = true;
   on_exit(&FinishProcess, nullptr);
   pthread_atfork(&BeforeFork, &AfterForkParent, &AfterForkChild);
   std::lock_guard lock(s->functions_mutex);
+  const uint64_t begin = s->start_ns;
   AttachNewModulesLocked(*s);
+  if (s->verbose) Note(true, "start-up %.3f ms", (MonotonicNs() - begin) / 1e6);
 }
 
 void AfterDlopen(void* handle) {

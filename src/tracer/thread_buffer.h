@@ -70,6 +70,15 @@ extern __thread ThreadBuffer t_buffer
 extern uint32_t g_max_depth __attribute__((visibility("hidden")));        // UINT32_MAX: no limit
 extern uint64_t g_min_duration_ns __attribute__((visibility("hidden")));  // 0: keep all
 
+// padhook's TSC-to-ns conversion (src/hooks/clock.cc), copied at start so the
+// handlers convert inline: ns = base_ns + ((ticks - base_ticks) * q32) >> 32.
+struct Clock {
+  uint64_t base_ticks;
+  uint64_t base_ns;
+  uint64_t ns_per_tick_q32;
+};
+extern Clock g_clock __attribute__((visibility("hidden")));
+
 // Slow path (runtime.cc, ordinary code that may use vector registers: the
 // handlers call it through CallSaved in handlers.cc). Makes room for `words`
 // more words at t->pos: opens the thread's file on its first event, grows

@@ -1,0 +1,32 @@
+// bench/tracer: the workload of bench_tracer.py. One instrumented leaf called
+// N times in a loop; the program times the loop itself (so start-up and
+// the trace's finalization are not in the per-call figure) and prints
+// "ns_per_call <x>". Built twice from this one source: with padhook's flags
+// (run plain = "unpatched", and under `padhook record`) and with -pg (run
+// under `uftrace record`).
+#include <time.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+extern "C" __attribute__((noinline)) int bench_leaf(int x) {
+  asm volatile("" : "+r"(x));
+  return x + 1;
+}
+
+extern "C" __attribute__((noinline)) int bench_loop(long n) {
+  int acc = 0;
+  for (long i = 0; i < n; ++i) acc = bench_leaf(acc);
+  return acc;
+}
+
+int main(int argc, char** argv) {
+  const long n = argc > 1 ? atol(argv[1]) : 10'000'000;
+  timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  const int acc = bench_loop(n);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  const double ns = (t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec);
+  printf("ns_per_call %.3f\ncalls %ld\nacc %d\n", ns / static_cast<double>(n), n, acc);
+  return 0;
+}
