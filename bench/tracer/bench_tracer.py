@@ -14,6 +14,9 @@ compiler):
                        empty program (int main(){}) above running it directly,
                        median of rounds; plus the runtime's own start-up
                        (PADHOOK_TRACE_VERBOSE=1: constructor to attached)
+  padhook+xmm          `padhook record` with PADHOOK_TRACE_SAVE_VECTORS=1: the
+                       hooks without PADHOOK_HOOKS_NO_VECTOR (what the
+                       handlers' -mgeneral-regs-only promise saves)
   instructions/call    callgrind (--smc-check=all, --trace-children=yes: the
                        launcher, uftrace's recorder and the program), at N and
                        2N calls: (I(2N) - I(N)) / N
@@ -90,20 +93,23 @@ def main():
     print(f"  uftrace: {run(['uftrace', '--version']).stdout.splitlines()[0]}")
 
     # ---- per call, alternating ----
+    save_vectors = dict(os.environ, PADHOOK_TRACE_SAVE_VECTORS="1")
     runs = {
         "unpatched": lambda: run([workload, n]).stdout,
         "padhook": lambda: run([padhook, "record", "-o", pdir, "--", workload, n]).stdout,
         "uftrace": lambda: run(["uftrace", "record", "-d", udir, workload_pg, n]).stdout,
+        "padhook+xmm": lambda: run([padhook, "record", "-o", pdir, "--", workload, n],
+                                   env=save_vectors).stdout,
     }
     order = list(runs)
     times = {name: [] for name in runs}
     sizes = {}
     for r in range(args.rounds):
-        for name in order[r % 3:] + order[:r % 3]:
+        for name in order[r % len(order):] + order[:r % len(order)]:
             shutil.rmtree(pdir, ignore_errors=True)
             shutil.rmtree(udir, ignore_errors=True)
             times[name].append(ns_per_call(runs[name]()))
-            if name == "padhook":
+            if name.startswith("padhook"):
                 sizes[name] = dir_bytes(pdir)
             elif name == "uftrace":
                 sizes[name] = dir_bytes(udir)
@@ -138,11 +144,11 @@ def main():
     # whatever the fixed start-up and finalization cost.
     instructions = {}
     if not args.no_callgrind and shutil.which("valgrind"):
-        def collected(command, tag):
+        def collected(command, tag, env=None):
             out = os.path.join(work, f"cg.{tag}")
             os.makedirs(out, exist_ok=True)
             run(["valgrind", "--tool=callgrind", "--smc-check=all", "--trace-children=yes",
-                 f"--callgrind-out-file={out}/cg.%p", *command])
+                 f"--callgrind-out-file={out}/cg.%p", *command], env=env)
             total = 0
             for f in os.listdir(out):
                 with open(os.path.join(out, f)) as fh:
@@ -153,21 +159,23 @@ def main():
             shutil.rmtree(udir, ignore_errors=True)
             return total
 
-        for name in ("unpatched", "padhook", "uftrace"):
+        for name in ("unpatched", "padhook", "uftrace", "padhook+xmm"):
             counts = []
             for calls in (args.cg_calls, 2 * args.cg_calls):
                 command = {
                     "unpatched": [workload, str(calls)],
                     "padhook": [padhook, "record", "-o", pdir, "--", workload, str(calls)],
                     "uftrace": ["uftrace", "record", "-d", udir, workload_pg, str(calls)],
+                    "padhook+xmm": [padhook, "record", "-o", pdir, "--", workload, str(calls)],
                 }[name]
-                counts.append(collected(command, f"{name}.{calls}"))
+                env = save_vectors if name == "padhook+xmm" else None
+                counts.append(collected(command, f"{name}.{calls}", env))
             instructions[name] = (counts[1] - counts[0]) / args.cg_calls
     shutil.rmtree(work, ignore_errors=True)
 
     unpatched = statistics.median(times["unpatched"])
     print("\nper traced call (ns, median (min..max); 'above' = minus the unpatched median)")
-    for name in ("unpatched", "padhook", "uftrace"):
+    for name in ("unpatched", "padhook", "uftrace", "padhook+xmm"):
         above = statistics.median(times[name]) - unpatched
         extra = f"   above unpatched: {above:.1f}" if name != "unpatched" else ""
         print(f"  {name:10} {summary(times[name])}{extra}")
@@ -189,8 +197,8 @@ def main():
     if instructions:
         print(f"\ninstructions per call, all processes (callgrind, {args.cg_calls} -> "
               f"{2 * args.cg_calls} calls)")
-        for name in ("unpatched", "padhook", "uftrace"):
-            print(f"  {name:10} {instructions[name]:.1f}   above unpatched: "
+        for name in ("unpatched", "padhook", "uftrace", "padhook+xmm"):
+            print(f"  {name:11} {instructions[name]:.1f}   above unpatched: "
                   f"{instructions[name] - instructions['unpatched']:.1f}")
 
 

@@ -19,6 +19,9 @@
 //                               calls with no recorded child are dropped.
 //   PADHOOK_TRACE_QUIET         1: no notes on stderr (errors still print).
 //   PADHOOK_TRACE_VERBOSE       1: start-up and attach timings on stderr.
+//   PADHOOK_TRACE_SAVE_VECTORS  1: attach without PADHOOK_HOOKS_NO_VECTOR, so
+//                               the trampoline saves xmm0-7 on entry (only to
+//                               measure what the promise saves: bench/tracer).
 //
 // What it writes: docs/trace-format.md (`<key>.process.json`,
 // `<key>.functions`, `<key>-<tid>.events`).
@@ -105,7 +108,8 @@ constexpr uint64_t kRetryAfterDrops = 1024;       // drops between attempts to g
 struct State {
   bool active = false;
   bool quiet = false;
-  bool verbose = false;  // PADHOOK_TRACE_VERBOSE=1: start-up and attach timings on stderr
+  bool verbose = false;       // PADHOOK_TRACE_VERBOSE=1: start-up and attach timings on stderr
+  bool save_vectors = false;  // PADHOOK_TRACE_SAVE_VECTORS=1 (benchmarks): no NO_VECTOR promise
   std::string dir;
   int dir_fd = -1;
   std::string key;
@@ -426,7 +430,7 @@ void AttachNewModulesLocked(State& s) {
   hooks.user_data = gate;
   // Handlers use general registers only (handlers.cc), and take the entry
   // time from the thread's last event, not from padhook.
-  hooks.flags = PADHOOK_HOOKS_NO_VECTOR | PADHOOK_HOOKS_NO_ENTRY_TIME;
+  hooks.flags = PADHOOK_HOOKS_NO_ENTRY_TIME | (s.save_vectors ? 0 : PADHOOK_HOOKS_NO_VECTOR);
 
   std::vector<const Function*> attached;
   const uint64_t t2 = MonotonicNs();
@@ -808,6 +812,8 @@ __attribute__((constructor)) void StartTracing() {
   s->quiet = quiet != nullptr && strcmp(quiet, "1") == 0;
   const char* verbose = getenv("PADHOOK_TRACE_VERBOSE");
   s->verbose = verbose != nullptr && strcmp(verbose, "1") == 0;
+  const char* save_vectors = getenv("PADHOOK_TRACE_SAVE_VECTORS");
+  s->save_vectors = save_vectors != nullptr && strcmp(save_vectors, "1") == 0;
   s->dir = dir;
   s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (s->dir_fd < 0) {

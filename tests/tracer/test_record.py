@@ -29,7 +29,7 @@ TRACED = {
     "scenario_fork", "step", "before_kill", "scenario_kill", "deep_exit", "scenario_exit",
     "crash", "short_call", "long_call", "parent_of_short", "parent_of_long",
     "scenario_durations", "oracle_a", "oracle_b", "oracle_c", "oracle_d", "scenario_oracle",
-    "plugin_function", "plugin_helper", "waiting",
+    "plugin_function", "plugin_helper", "waiting", "scenario_many",
 }
 
 NEST = (["+main", "+scenario_nest", "+outer", "+middle", "+inner", "+leaf", "-leaf", "-inner",
@@ -286,6 +286,40 @@ class RecordTest(unittest.TestCase):
         _, stderr = launcher.communicate(timeout=60)
         self.assertEqual(launcher.returncode, 128 + 15, stderr)
         self.assertEqual(self.record_json()["signal_name"], "SIGTERM")
+
+    def test_full_disk_drops_and_counts(self):
+        # A file size limit makes the thread's file unable to grow past 256 KiB
+        # (fallocate fails with EFBIG; SIGXFSZ ignored, as it is inherited):
+        # the runtime must drop, count in the header and in a `lost` word, and
+        # never lose an event silently.
+        import resource
+
+        def limit():
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+
+        calls = 100_000
+        environment = dict(os.environ)
+        if os.environ.get("PADHOOK_TEST_PRELOAD"):
+            environment["LD_PRELOAD"] = os.environ["PADHOOK_TEST_PRELOAD"]
+        result = subprocess.run([ARGS.padhook, "record", "-o", self.trace, "-F", "main", "-F", "leaf",
+                                 "-F", "scenario_many", ARGS.target, "many", str(calls)],
+                                env=environment, capture_output=True, text=True,
+                                preexec_fn=limit, timeout=120)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        image = self.only_image()
+        header, events, losts = image.threads[self.main_thread(image)]
+        self.assertLessEqual(header["size"], 256 * 1024)
+        self.assertGreater(header["events_lost"], 0)
+        self.assertEqual(sum(losts), header["events_lost"], "every drop is in a `lost` word")
+        self.assertEqual(image.process["events_lost"], header["events_lost"])
+        self.assertEqual(sorted(image.name(i) for i in image.functions),
+                         ["leaf", "main", "scenario_many"])
+        # Written plus dropped is every event: main, scenario_many, the leaves.
+        self.assertEqual(len(events) + header["events_lost"], 2 * calls + 4)
+        self.assertEqual(image.sequence(self.main_thread(image))[:4],
+                         ["+main", "+scenario_many", "+leaf", "-leaf"])
+        self.assertIn(f"{header['events_lost']} lost", result.stderr)
 
     # ---- bad input ----
 

@@ -11,6 +11,7 @@
 //   dlopen LIB   dlopen()s the plugin, calls its function twice
 //   durations    short and long calls for --min-duration
 //   wait         enters waiting() and sleeps until killed
+//   many N       N calls of leaf() (for a trace that cannot grow: disk full)
 //   oracle       a pseudo-random call graph; prints its per-function call
 //                counts (compiled in) for comparison with the trace
 //
@@ -228,6 +229,11 @@ TRACED void scenario_oracle() {
          g_calls[3]);
 }
 
+TRACED void scenario_many(long n) {
+  for (long i = 0; i < n; ++i) leaf(1);
+  g_sink = g_sink + 1;
+}
+
 TRACED void waiting() {
   for (;;) pause();
 }
@@ -266,6 +272,8 @@ int main(int argc, char** argv) {
     g_sink = g_sink + static_cast<unsigned long>(function(2) + function(3));
   } else if (scenario == "durations") {
     scenario_durations();
+  } else if (scenario == "many" && argc > 2) {
+    scenario_many(atol(argv[2]));
   } else if (scenario == "wait") {
     waiting();
   } else if (scenario == "oracle") {
