@@ -5,7 +5,8 @@ Measures, on the same workload (bench/tracer/workload.cc: one leaf called N
 times in a loop, built with padhook's flags and with -pg by the same
 compiler):
 
-  ns per traced call   the program times its own loop; median (min..max) of
+  ns per traced call   the program times its own loop (wall and thread CPU
+                       time); median (min..max) of
                        --rounds rounds, the order of the three runs rotated
                        each round: unpatched (the padhook build run directly),
                        `padhook record`, `uftrace record`
@@ -45,10 +46,10 @@ def run(command, env=None, check=True):
     return result
 
 
-def ns_per_call(stdout):
-    match = re.search(r"^ns_per_call ([0-9.]+)", stdout, re.M)
+def ns_per_call(stdout, key="ns_per_call"):
+    match = re.search(rf"^{key} ([0-9.]+)", stdout, re.M)
     if not match:
-        sys.exit(f"bench_tracer: no ns_per_call in:\n{stdout}")
+        sys.exit(f"bench_tracer: no {key} in:\n{stdout}")
     return float(match.group(1))
 
 
@@ -103,12 +104,15 @@ def main():
     }
     order = list(runs)
     times = {name: [] for name in runs}
+    cpu_times = {name: [] for name in runs}
     sizes = {}
     for r in range(args.rounds):
         for name in order[r % len(order):] + order[:r % len(order)]:
             shutil.rmtree(pdir, ignore_errors=True)
             shutil.rmtree(udir, ignore_errors=True)
-            times[name].append(ns_per_call(runs[name]()))
+            stdout = runs[name]()
+            times[name].append(ns_per_call(stdout))
+            cpu_times[name].append(ns_per_call(stdout, "cpu_ns_per_call"))
             if name.startswith("padhook"):
                 sizes[name] = dir_bytes(pdir)
             elif name == "uftrace":
@@ -182,6 +186,12 @@ def main():
     ratio = (statistics.median(times["padhook"]) - unpatched) / max(
         statistics.median(times["uftrace"]) - unpatched, 1e-9)
     print(f"  padhook / uftrace (above unpatched): {ratio:.2f}   target: <= 40 ns above unpatched")
+    cpu_unpatched = statistics.median(cpu_times["unpatched"])
+    print("per traced call, the program thread's CPU time (ns; steadier on a loaded machine)")
+    for name in ("unpatched", "padhook", "uftrace", "padhook+xmm"):
+        above = statistics.median(cpu_times[name]) - cpu_unpatched
+        extra = f"   above unpatched: {above:.1f}" if name != "unpatched" else ""
+        print(f"  {name:11} {summary(cpu_times[name])}{extra}")
     print("\ntrace bytes per call (whole trace directory / calls)")
     for name in ("padhook", "uftrace"):
         print(f"  {name:10} {sizes[name] / args.calls:.2f}")
