@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The first command to run: installs dependencies, builds padhook into build/,
-# then shows what padhook finds in the bundled demo program and its library.
+# shows what padhook finds in the bundled demo program and its library, then
+# records a run of the demo with `padhook record` (trace in build/demo-trace/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,3 +24,10 @@ for file in "$demo" "$lib"; do
   echo "==> $padhook list $file"
   "$padhook" list "$file"
 done
+
+trace=build/demo-trace
+echo
+echo "==> $padhook record -o $trace -- $demo --threads 4"
+"$padhook" record -o "$trace" -- "$demo" --threads 4 > /dev/null
+# (the summary line above comes from padhook record, on stderr)
+# Next: `padhook report` on $trace goes here (the readers' subcommands).

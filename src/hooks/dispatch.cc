@@ -26,7 +26,8 @@ uint64_t CurrentThreadId() {
 // The slow path of the trampoline (trampoline.S): a thread not registered
 // yet, or a hooked call made inside a read section (from a handler, or from a
 // signal handler that interrupted one). xmm0-7 are saved in the frame.
-extern "C" __attribute__((visibility("hidden"))) void padhook_dispatch_slow(padhook_call* call) {
+// Called from trampoline.S, maybe with a misaligned stack: realigns.
+extern "C" __attribute__((visibility("hidden"), force_align_arg_pointer)) void padhook_dispatch_slow(padhook_call* call) {
   using namespace padhook;
   sync::ThreadRecord* rec = sync::internal::tls_record;
   if (rec == &sync::internal::g_unregistered) {
