@@ -3,6 +3,7 @@
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <fnmatch.h>
+#include <fcntl.h>
 #include <link.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <optional>
@@ -237,6 +239,8 @@ struct LoadedObject {
   uintptr_t bias = 0;
   uintptr_t low = UINTPTR_MAX, high = 0;  // from the program headers in memory
   bool main_program = false;
+  // Executable PT_LOAD segments in memory: [address, address + filesz).
+  std::vector<std::pair<uintptr_t, size_t>> code;
 };
 
 struct PhdrScan {
@@ -271,6 +275,9 @@ int CollectObject(dl_phdr_info* info, size_t size, void* data) {
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& phdr = info->dlpi_phdr[i];
     if (phdr.p_type != PT_LOAD) continue;
+    if ((phdr.p_flags & PF_X) != 0 && phdr.p_filesz != 0) {
+      object.code.emplace_back(info->dlpi_addr + phdr.p_vaddr, phdr.p_filesz);
+    }
     object.low = std::min<uintptr_t>(object.low, info->dlpi_addr + phdr.p_vaddr);
     object.high = std::max<uintptr_t>(object.high, info->dlpi_addr + phdr.p_vaddr + phdr.p_memsz);
   }
@@ -318,6 +325,83 @@ ByteReader MemoryReader(const elf::ElfImage& image, uintptr_t bias) {
   };
 }
 
+// ---- The fast pre-check: modules that cannot hold an instrumented function --
+//
+// Reading a module's symbols and classifying every function (found by layout)
+// costs milliseconds for the big uninstrumented system libraries (libc,
+// libstdc++: ~4-10 ms per process start, most of `padhook record`'s start-up).
+// A module needs that only if
+//   (a) its file has a __patchable_function_entries section (read from the
+//       section headers alone, a few pread()s), or
+//   (b) its code holds a run of 8 or more 1-byte NOPs (0x90): every function
+//       "found by layout" (GCC's code linked with the link fix, which drops the
+//       section) has at least M >= 8 of them right before its entry, as
+//       compiled (a module seen for the first time has not been patched:
+//       slots and NOP conversions are written by attaches, after discovery).
+//       A run of 8 at any address holds an aligned 4-byte word 0x90909090, so
+//       the scan reads aligned words and checks the bytes around a hit.
+// A module failing both has no function either way; it is listed with its
+// range and no functions, like a module whose file cannot be read.
+
+// (a): false when the file clearly has no such section; true when it has one
+// or cannot be read this way (then the full reader decides).
+bool MayHavePatchableSection(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  ElfW(Ehdr) ehdr;
+  if (pread(fd, &ehdr, sizeof ehdr, 0) != static_cast<ssize_t>(sizeof ehdr) ||
+      std::memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0 || ehdr.e_ident[EI_CLASS] != ELFCLASS64 ||
+      ehdr.e_shentsize != sizeof(ElfW(Shdr)) || ehdr.e_shnum == 0 || ehdr.e_shstrndx == SHN_XINDEX ||
+      ehdr.e_shstrndx >= ehdr.e_shnum) {
+    return true;
+  }
+  std::vector<ElfW(Shdr)> sections(ehdr.e_shnum);
+  const ssize_t bytes = static_cast<ssize_t>(sections.size() * sizeof(ElfW(Shdr)));
+  if (pread(fd, sections.data(), static_cast<size_t>(bytes), static_cast<off_t>(ehdr.e_shoff)) != bytes) {
+    return true;
+  }
+  const ElfW(Shdr)& names = sections[ehdr.e_shstrndx];
+  if (names.sh_size == 0 || names.sh_size > (64u << 20)) return true;
+  std::string strings(names.sh_size, '\0');
+  if (pread(fd, strings.data(), strings.size(), static_cast<off_t>(names.sh_offset)) !=
+      static_cast<ssize_t>(strings.size())) {
+    return true;
+  }
+  static constexpr char kName[] = "__patchable_function_entries";
+  for (const ElfW(Shdr)& section : sections) {
+    if (section.sh_name < strings.size() &&
+        std::strncmp(strings.c_str() + section.sh_name, kName, strings.size() - section.sh_name) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// (b)
+bool HasNopRun(const LoadedObject& object) {
+  constexpr size_t kRun = 8;
+  constexpr uint32_t kNops = 0x90909090u;
+  for (const auto& [address, size] : object.code) {
+    const auto* begin = reinterpret_cast<const uint8_t*>(address);
+    const uint8_t* end = begin + size;
+    const auto* word = reinterpret_cast<const uint32_t*>((address + 3) & ~uintptr_t{3});
+    for (; reinterpret_cast<const uint8_t*>(word + 1) <= end; ++word) {
+      if (__atomic_load_n(word, __ATOMIC_RELAXED) != kNops) continue;
+      // Extend the run both ways.
+      const auto* first = reinterpret_cast<const uint8_t*>(word);
+      const uint8_t* last = first + 4;
+      while (first > begin && first[-1] == 0x90) --first;
+      while (last < end && *last == 0x90) ++last;
+      if (static_cast<size_t>(last - first) >= kRun) return true;
+    }
+  }
+  return false;
+}
+
 std::shared_ptr<const Module> LoadProcessModule(const LoadedObject& object) {
   std::optional<LibraryReference> reference;
   if (!object.main_program) {
@@ -325,6 +409,16 @@ std::shared_ptr<const Module> LoadProcessModule(const LoadedObject& object) {
     if (!reference->Holds(object.bias)) return nullptr;  // being unloaded
   }
   std::shared_ptr<Module> module;
+  if (!HasNopRun(object) && !MayHavePatchableSection(object.path)) {
+    module = std::make_shared<Module>();  // nothing instrumented: see the pre-check above
+    module->path = object.path;
+    module->bias = object.bias;
+    module->position_independent = object.bias != 0;
+    module->main_program = object.main_program;
+    module->low = object.low;
+    module->high = object.high;
+    return module;
+  }
   auto image = elf::ElfImage::Open(object.path);
   if (image.ok()) {
     module = NewModule(**image, object.bias);

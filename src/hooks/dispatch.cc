@@ -26,7 +26,8 @@ uint64_t CurrentThreadId() {
 // The slow path of the trampoline (trampoline.S): a thread not registered
 // yet, or a hooked call made inside a read section (from a handler, or from a
 // signal handler that interrupted one). xmm0-7 are saved in the frame.
-extern "C" __attribute__((visibility("hidden"))) void padhook_dispatch_slow(padhook_call* call) {
+// Called from trampoline.S, maybe with a misaligned stack: realigns.
+extern "C" __attribute__((visibility("hidden"), force_align_arg_pointer)) void padhook_dispatch_slow(padhook_call* call) {
   using namespace padhook;
   sync::ThreadRecord* rec = sync::internal::tls_record;
   if (rec == &sync::internal::g_unregistered) {
@@ -42,6 +43,8 @@ extern "C" __attribute__((visibility("hidden"))) void padhook_dispatch_slow(padh
   std::atomic_signal_fence(std::memory_order_seq_cst);
   if (MetaEntry* e = MetadataTableAccess::Lookup(call->function)) {  // R2
     if (const HandlerBlock* block = BlockOf(e)) {
+      // As the fast path: frames a longjmp left dead end before this entry.
+      if (block->flags & kBlockHasExit) padhook_exit_pop_dead(call);
       for (const EntryCall* c = block->entry_calls(); c->handler != nullptr; ++c) {  // R3
         c->handler(call, c->user_data);
       }

@@ -211,7 +211,8 @@ void UnwindAllShadowFrames() noexcept {
 
 using namespace padhook;
 
-extern "C" __attribute__((visibility("hidden"))) void padhook_exit_push(padhook_call* frame) {
+// Called from trampoline.S, maybe with a misaligned stack: realigns.
+extern "C" __attribute__((visibility("hidden"), force_align_arg_pointer)) void padhook_exit_push(padhook_call* frame) {
   ShadowStack& s = Shadow();
   if (__builtin_expect(s.base == nullptr, 0) && !MapShadowStack(s)) return CountLost();
   uint64_t* slot = &frame->continuation() + 1;  // the function's return-address slot
@@ -240,7 +241,8 @@ extern "C" __attribute__((visibility("hidden"))) void padhook_exit_push(padhook_
   *slot = s.return_trampoline;
 }
 
-extern "C" __attribute__((visibility("hidden"))) void padhook_exit_pop_dead(padhook_call* frame) {
+// Called from trampoline.S, maybe with a misaligned stack: realigns.
+extern "C" __attribute__((visibility("hidden"), force_align_arg_pointer)) void padhook_exit_pop_dead(padhook_call* frame) {
   ShadowStack& s = Shadow();
   if (s.base == nullptr) return;
   uint64_t* slot = &frame->continuation() + 1;
@@ -248,7 +250,8 @@ extern "C" __attribute__((visibility("hidden"))) void padhook_exit_pop_dead(padh
   PopDead(s, reinterpret_cast<uint64_t>(slot), /*inclusive=*/!tail_call, true);
 }
 
-extern "C" __attribute__((visibility("hidden"))) uint64_t padhook_exit_dispatch(
+// Called from trampoline.S, maybe with a misaligned stack: realigns.
+extern "C" __attribute__((visibility("hidden"), force_align_arg_pointer)) uint64_t padhook_exit_dispatch(
     padhook_call* frame, int64_t mirror_offset) {
   ShadowStack& s = Shadow();
   uint64_t* slot = &frame->continuation() + 1;

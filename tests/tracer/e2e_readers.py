@@ -63,7 +63,15 @@ def normalize_replay(text, ids):
 def normalize_label(line, ids):
     def repl(m):
         return ids.get(m.group(0), "N")
-    return re.sub(r"\b\d+(\.\d+)?\b", repl, line)
+    return re.sub(r"\b\d+(\.\d+)?\b", repl, normalize_names(line))
+
+
+def normalize_names(text):
+    """The program's name (and the 15 characters a thread name keeps of it)
+    differs between its -O0 and -O2 builds; the trace's path between runs."""
+    name = os.path.basename(ARGS.program)
+    text = text.replace(ARGS.work, "WORK")
+    return text.replace(name, "PROG").replace(name[:15], "PROG")
 
 
 def normalize_graph(text):
@@ -88,7 +96,8 @@ def thread_ids(trace):
             if str(thread["tid"]) == str(process["pid"]):
                 ids.setdefault(str(thread["tid"]), ids[str(process["pid"])])
     for process in info["processes"]:
-        names = sorted((t["name"], t["tid"]) for t in process["threads"])
+        names = sorted((t["name"], t["tid"]) for t in process["threads"]
+                       if t["tid"] != process["pid"])
         for k, (name, tid) in enumerate(names, 1):
             ids.setdefault(str(tid), "T%d" % k)
     return ids, info
@@ -141,7 +150,7 @@ def main():
     outputs = {
         "report": normalize_report(run([ARGS.padhook, "report", "--sort", "calls", "-i", trace])),
         "replay": normalize_replay(run([ARGS.padhook, "replay", "-i", trace]), ids),
-        "graph": normalize_graph(run([ARGS.padhook, "graph", "-i", trace])),
+        "graph": normalize_graph(normalize_names(run([ARGS.padhook, "graph", "-i", trace]))),
         "folded": "".join(sorted(run([ARGS.padhook, "export", "--format", "folded", "--value",
                                       "count", "-i", trace]).splitlines(True))),
     }
@@ -173,4 +182,6 @@ if __name__ == "__main__":
     parser.add_argument("--work", required=True)
     parser.add_argument("--update", action="store_true")
     ARGS = parser.parse_args()
+    ARGS.padhook, ARGS.program, ARGS.work = (os.path.abspath(p) for p in (
+        ARGS.padhook, ARGS.program, ARGS.work))
     main()

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -19,6 +21,13 @@ using CommandSetup = CommandRunner(CLI::App& command);
 
 CommandRunner SetupFlags(CLI::App& command);  // padhook flags
 CommandRunner SetupList(CLI::App& command);   // padhook list
+CommandRunner SetupRecord(CLI::App& command); // padhook record
+
+// `padhook record [OPTIONS] [--] PROGRAM [ARGS...]`: removes PROGRAM and its
+// arguments from `args` (the whole command line) and returns them, so that
+// CLI11 never parses the program's own options.
+std::vector<std::string> TakeRecordCommand(std::vector<std::string>& args);
+extern std::vector<std::string> g_record_command;  // what TakeRecordCommand took
 
 // The trace readers (trace_reader.h): docs/trace-format.md's directories.
 CommandRunner SetupReport(CLI::App& command);  // padhook report

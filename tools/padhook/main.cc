@@ -1,5 +1,6 @@
 // padhook — inspect and trace programs built with `padhook flags`.
 #include <CLI/CLI.hpp>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -18,6 +19,8 @@ constexpr Command kCommands[] = {
      padhook::tool::SetupFlags},
     {"list", "List the instrumented functions of a program or shared library",
      padhook::tool::SetupList},
+    {"record", "Run a program, recording the calls of its instrumented functions: padhook record [OPTIONS] [--] PROGRAM [ARGS...]",
+     padhook::tool::SetupRecord},
     {"report", "Per-function calls and times of a recorded trace", padhook::tool::SetupReport},
     {"replay", "Every call of a recorded trace, in order, as a tree per thread",
      padhook::tool::SetupReplay},
@@ -37,7 +40,11 @@ int main(int argc, char** argv) {
     CLI::App* subcommand = app.add_subcommand(command.name, command.description);
     commands.emplace_back(subcommand, command.setup(*subcommand));
   }
-  CLI11_PARSE(app, argc, argv);
+  std::vector<std::string> args(argv, argv + argc);
+  padhook::tool::g_record_command = padhook::tool::TakeRecordCommand(args);
+  std::vector<char*> parsed;
+  for (std::string& arg : args) parsed.push_back(arg.data());
+  CLI11_PARSE(app, static_cast<int>(parsed.size()), parsed.data());
   for (auto& [subcommand, run] : commands) {
     if (subcommand->parsed()) return run();
   }

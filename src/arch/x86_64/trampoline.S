@@ -10,6 +10,14 @@
 //     [rsp+8]    the function's own return address (into its caller)
 //     [rsp+16]   the function's stack arguments, if any
 //     rsp % 16 == 0   (the caller's call and the site's call each pushed 8)
+//                     usually, but NOT always: GCC's -fipa-stack-alignment
+//                     (on at -O2) calls a function known not to need an
+//                     aligned stack without aligning it. So the frame's xmm
+//                     slots are saved with movups, every C++ function
+//                     called from here realigns its stack on entry
+//                     (force_align_arg_pointer), and a call on a misaligned
+//                     stack takes the slow path (entry and exit), whose C++
+//                     calls the handlers on an aligned stack.
 //
 // Register contract
 //   Preserved for the function exactly as its caller left them (unless a
@@ -104,25 +112,25 @@
 #define SF_ENTRY_TIME 32
 
   .macro SAVE_XMM
-  movaps %xmm0, XMM+0(%rsp)
-  movaps %xmm1, XMM+16(%rsp)
-  movaps %xmm2, XMM+32(%rsp)
-  movaps %xmm3, XMM+48(%rsp)
-  movaps %xmm4, XMM+64(%rsp)
-  movaps %xmm5, XMM+80(%rsp)
-  movaps %xmm6, XMM+96(%rsp)
-  movaps %xmm7, XMM+112(%rsp)
+  movups %xmm0, XMM+0(%rsp)
+  movups %xmm1, XMM+16(%rsp)
+  movups %xmm2, XMM+32(%rsp)
+  movups %xmm3, XMM+48(%rsp)
+  movups %xmm4, XMM+64(%rsp)
+  movups %xmm5, XMM+80(%rsp)
+  movups %xmm6, XMM+96(%rsp)
+  movups %xmm7, XMM+112(%rsp)
   .endm
 
   .macro RESTORE_XMM
-  movaps XMM+0(%rsp), %xmm0
-  movaps XMM+16(%rsp), %xmm1
-  movaps XMM+32(%rsp), %xmm2
-  movaps XMM+48(%rsp), %xmm3
-  movaps XMM+64(%rsp), %xmm4
-  movaps XMM+80(%rsp), %xmm5
-  movaps XMM+96(%rsp), %xmm6
-  movaps XMM+112(%rsp), %xmm7
+  movups XMM+0(%rsp), %xmm0
+  movups XMM+16(%rsp), %xmm1
+  movups XMM+32(%rsp), %xmm2
+  movups XMM+48(%rsp), %xmm3
+  movups XMM+64(%rsp), %xmm4
+  movups XMM+80(%rsp), %xmm5
+  movups XMM+96(%rsp), %xmm6
+  movups XMM+112(%rsp), %xmm7
   .endm
 
   // R3; expects rbx = the block (it has at least one entry call).
@@ -189,6 +197,11 @@ padhook_trampoline:
 1:
   mov %rdi, FUNCTION(%rsp)
   movq $0, STAMP(%rsp)
+  // A misaligned stack (see the top): handlers are C functions that may
+  // rely on the ABI's 16-byte alignment (movaps of a local, printf with a
+  // double), so such calls take the slow path, whose C++ realigns.
+  test $8, %spl
+  jnz .Lslow
   // R1.
   mov TLS_RECORD@gottpoff(%rip), %rcx
   mov %fs:(%rcx), %rcx
@@ -388,8 +401,8 @@ padhook_trampoline:
   .cfi_adjust_cfa_offset (FRAME + 16)
   mov %rax, 48(%rsp)
   mov %rdx, 16(%rsp)
-  movaps %xmm0, XMM(%rsp)
-  movaps %xmm1, XMM+16(%rsp)
+  movups %xmm0, XMM(%rsp)
+  movups %xmm1, XMM+16(%rsp)
   mov %rbx, SAVED_RBX(%rsp)
   // rbx saved at rsp + SAVED_RBX: DW_CFA_expression rbx {DW_OP_breg7 200}
   // (an offset from this odd CFA is not a multiple of 8, as offset rules need).
@@ -400,8 +413,12 @@ padhook_trampoline:
   mov (%rdi,%rax), %rax
   mov %rax, (%rdi)
   // The common case here: a registered thread outside any read section,
-  // whose top shadow frame is this call's and the only one with its retp.
-  // The rest (nested, dead frames to pop, tail calls, a lost frame) in C++.
+  // whose top shadow frame is this call's and the only one with its retp,
+  // on an aligned stack (exit handlers may rely on it, see the top).
+  // The rest (nested, dead frames to pop, tail calls, a lost frame, a
+  // misaligned stack) in C++.
+  test $8, %spl
+  jnz 8f
   mov TLS_RECORD@gottpoff(%rip), %rcx
   mov %fs:(%rcx), %rcx
   testw $0xFFFF, (%rcx)
@@ -468,8 +485,8 @@ padhook_trampoline:
   .cfi_restore %rbx
   mov 48(%rsp), %rax
   mov 16(%rsp), %rdx
-  movaps XMM(%rsp), %xmm0
-  movaps XMM+16(%rsp), %xmm1
+  movups XMM(%rsp), %xmm0
+  movups XMM+16(%rsp), %xmm1
   add $(FRAME + 16), %rsp
   .cfi_adjust_cfa_offset -(FRAME + 16)
   jmp *%r11
