@@ -6,7 +6,7 @@ normalize what changes from run to run (durations, tids, pids, paths), and
 compare with the expected outputs in tests/tracer/e2e_expected/<name>.<what>.
 
 usage: e2e_readers.py --padhook P --program PROG --name NAME --expected DIR
-                      --work DIR [--update]
+                      --work DIR [--update] [--killed]
 
 --update writes the expected files instead of comparing (review the diff).
 """
@@ -132,19 +132,29 @@ def main():
     os.makedirs(ARGS.work)
     record = subprocess.run([ARGS.padhook, "record", "-o", trace, "-F", "e2e::*", "-F", "main",
                              "--", ARGS.program], capture_output=True, text=True, cwd=ARGS.work)
-    if record.returncode != 0:
-        sys.exit("padhook record failed (%d):\n%s\n%s" %
-                 (record.returncode, record.stdout, record.stderr))
+    expected_status = 128 + 9 if ARGS.killed else 0
+    if record.returncode != expected_status:
+        sys.exit("padhook record exited %d, expected %d:\n%s\n%s" %
+                 (record.returncode, expected_status, record.stdout, record.stderr))
 
     ids, info = thread_ids(trace)
-    assert not info["ended_abnormally"], info["abnormal_reasons"]
     assert info["events_lost"] == 0 and info["exits_lost"] == 0, info
+    if ARGS.killed:
+        assert info["ended_abnormally"], info
+        assert info["signal"] == 9, info
+        assert any("signal 9" in reason for reason in info["abnormal_reasons"]), info
+        assert info["unfinished_calls"] > 0, info
+        text = run([ARGS.padhook, "info", "-i", trace])
+        assert "ended:             ABNORMALLY" in text, text
+    else:
+        assert not info["ended_abnormally"], info["abnormal_reasons"]
+        assert info["unfinished_calls"] == 0, info
 
     report = json.loads(run([ARGS.padhook, "report", "--format", "json", "-i", trace]))
     for row in report:
         assert row["self_ns"] <= row["total_ns"] or row["calls"] > 1, row
         assert row["min_ns"] <= row["avg_ns"] <= row["max_ns"], row
-        assert row["unfinished"] == 0, row
+        assert row["unfinished"] == 0 or ARGS.killed, row
     check_chrome(trace, report)
 
     outputs = {
@@ -181,6 +191,8 @@ if __name__ == "__main__":
     parser.add_argument("--expected", required=True)
     parser.add_argument("--work", required=True)
     parser.add_argument("--update", action="store_true")
+    parser.add_argument("--killed", action="store_true",
+                        help="the program kills itself with SIGKILL")
     ARGS = parser.parse_args()
     ARGS.padhook, ARGS.program, ARGS.work = (os.path.abspath(p) for p in (
         ARGS.padhook, ARGS.program, ARGS.work))

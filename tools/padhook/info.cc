@@ -97,7 +97,9 @@ int RunInfo(const InfoOptions& options) {
            total_patched = 0, total_unfinished = 0, total_without_entry = 0, thread_count = 0;
   for (const trace::ProcessImage& image : trace.images()) {
     total_exits_lost += image.exits_lost;
-    total_patched += image.functions_patched;
+    // The counts are written at exit: a process that never got there has
+    // only its function table to tell.
+    total_patched += image.ended ? image.functions_patched : image.functions.size();
     uint64_t lost_in_files = 0;
     for (const trace::ThreadFile& thread : image.threads) {
       const ThreadInfo& info = threads[&thread];
@@ -231,9 +233,15 @@ int RunInfo(const InfoOptions& options) {
     } else {
       std::cout << "NO (killed, or still running)\n";
     }
-    std::cout << "  functions: " << image.functions_patched << " patched, "
-              << image.functions.size() << " in " << image.key << ".functions; events lost "
-              << image.events_lost << ", exits lost " << image.exits_lost << '\n';
+    std::cout << "  functions: ";
+    if (image.ended) {
+      std::cout << image.functions_patched << " patched, " << image.functions.size() << " in "
+                << image.key << ".functions; events lost " << image.events_lost << ", exits lost "
+                << image.exits_lost << '\n';
+    } else {
+      std::cout << image.functions.size() << " in " << image.key
+                << ".functions (the process did not end: it wrote no counts)\n";
+    }
     for (const trace::ModuleDef& module : image.modules) {
       char bias[24];
       std::snprintf(bias, sizeof bias, "0x%llx", static_cast<unsigned long long>(module.load_bias));
