@@ -300,6 +300,8 @@ Trace Trace::Open(const fs::path& dir) {
                                   " differs from the file name's");
       }
     }
+    // A process file without its fields (unreadable): the headers know the pid.
+    if (image.pid == 0 && !image.threads.empty()) image.pid = image.threads.front().header.pid;
     std::sort(image.threads.begin(), image.threads.end(),
               [](const ThreadFile& a, const ThreadFile& b) {
                 if (a.header.base_time != b.header.base_time)
