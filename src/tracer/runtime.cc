@@ -531,6 +531,7 @@ bool MapWindow(ThreadBuffer* t, uint64_t from, uint64_t bytes) {
   t->pos = t->window + (pos_offset - offset) / 8;
   t->start = DataStart(t);
   t->end = t->window + bytes / 8 - 1;  // one word kept for a `lost` marker
+  t->lost_word = nullptr;              // a pointer into the old window
   if (old_window != nullptr) munmap(old_window, old_bytes);
   return true;
 }
@@ -690,12 +691,14 @@ bool MakeRoom(ThreadBuffer* t, uint64_t now, uint64_t words) {
 
 void CountGated(ThreadBuffer* t) {
   if (t->state == kOpen && t->pos < t->end) {
+    // One `lost` word per run of gated events: the marker written last, if
+    // nothing was written after it, counts one more.
     uint64_t* p = t->pos;
-    const uint64_t lost_one = trace::SpecialWord(trace::kSpecialLost, 1);
-    if (p > t->start && (p[-1] & 0x3FF) == (lost_one & 0x3FF)) {
-      p[-1] += uint64_t{1} << trace::kDeltaShift;  // the marker just written: one more
+    if (t->lost_word != nullptr && t->lost_word == p - 1) {
+      *t->lost_word += uint64_t{1} << trace::kDeltaShift;
     } else {
-      *p = lost_one;
+      *p = trace::SpecialWord(trace::kSpecialLost, 1);
+      t->lost_word = p;
       t->pos = p + 1;
     }
     AddLost(t, 1);
