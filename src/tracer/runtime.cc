@@ -425,8 +425,8 @@ void AttachNewModulesLocked(State& s) {
   // The gate: one byte per batch, never freed (handlers keep reading it).
   auto* gate = new uint8_t(0);
   Hooks hooks;
-  hooks.on_entry = &OnEntry;
-  hooks.on_exit = &OnExit;
+  hooks.on_entry = EntryHandler();
+  hooks.on_exit = ExitHandler();
   hooks.user_data = gate;
   // Handlers use general registers only (handlers.cc), and take the entry
   // time from the thread's last event, not from padhook.
@@ -861,7 +861,10 @@ __attribute__((constructor)) void StartTracing() {
   // (ClockToNs of two ticks 2^32 apart differ by ns_per_tick_q32), its base
   // one sample.
   CalibrateClock();
-  const uint64_t ticks = ReadClock();
+  // The base is 2^40 ticks back (minutes), so that the handlers' tick
+  // differences are never negative (TSCs of different CPUs may differ by a
+  // little) and one unsigned multiply converts them.
+  const uint64_t ticks = ReadClock() - (uint64_t{1} << 40);
   g_clock.base_ticks = ticks;
   g_clock.base_ns = ClockToNs(ticks);
   g_clock.ns_per_tick_q32 = ClockToNs(ticks + (uint64_t{1} << 32)) - g_clock.base_ns;

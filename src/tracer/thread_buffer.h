@@ -93,9 +93,10 @@ bool MakeRoom(ThreadBuffer* t, uint64_t now_ns, uint64_t words)
 // not written yet (see runtime.cc, "gates").
 void CountGated(ThreadBuffer* t) __attribute__((visibility("hidden"), force_align_arg_pointer));
 
-// The handlers (handlers.cc). user_data: the batch's gate (a uint8_t, 1 once
-// the batch's `F` lines are in the functions file).
-void OnEntry(padhook_call* call, void* gate) __attribute__((visibility("hidden")));
-void OnExit(padhook_call* call, void* gate) __attribute__((visibility("hidden")));
+// The handlers (handlers.cc), specialized on the configuration above (read
+// it once it is final). user_data: the batch's gate (a uint8_t, 1 once the
+// batch's `F` lines are in the functions file).
+padhook_handler EntryHandler() __attribute__((visibility("hidden")));
+padhook_handler ExitHandler() __attribute__((visibility("hidden")));
 
 }  // namespace padhook::tracer
