@@ -807,7 +807,11 @@ std::string OwnPath(const void* address) {
 __attribute__((constructor)) void StartTracing() {
   const char* dir = getenv("PADHOOK_TRACE_DIR");
   if (dir == nullptr || *dir == '\0') {
-    Note(true, "PADHOOK_TRACE_DIR is not set: not tracing (run the program with `padhook record`)");
+    // Said only when preloaded by hand (tests link the objects directly).
+    const char* preload = getenv("LD_PRELOAD");
+    if (preload != nullptr && strstr(preload, "padhook-trace") != nullptr) {
+      Note(true, "PADHOOK_TRACE_DIR is not set: not tracing (run the program with `padhook record`)");
+    }
     return;
   }
   auto* s = new State();
