@@ -111,7 +111,6 @@ struct State {
   bool verbose = false;       // PADHOOK_TRACE_VERBOSE=1: start-up and attach timings on stderr
   bool save_vectors = false;  // PADHOOK_TRACE_SAVE_VECTORS=1 (benchmarks): no NO_VECTOR promise
   std::string dir;
-  int dir_fd = -1;
   std::string key;
   std::string exec_of;  // "" = null
   pid_t pid = 0;
@@ -222,6 +221,11 @@ std::string ProcessJson(const State& s, bool ended, uint64_t events_lost, uint64
   return json;
 }
 
+// Files are opened by path whenever needed and closed at once, never kept
+// open: programs that close every descriptor (daemons) or reuse their
+// numbers must neither break the trace nor have their own files truncated.
+std::string InDir(const State& s, const std::string& name) { return s.dir + "/" + name; }
+
 // Claims a key: O_EXCL-creates <key>.process.json for <pid>, else <pid>.1,
 // <pid>.2, ...: an existing file set for this pid is the image this process
 // exec'ed from (the previous key). Returns the open descriptor or -1.
@@ -230,7 +234,7 @@ int ClaimKey(State& s) {
     std::string key = std::to_string(s.pid);
     if (n > 0) key += "." + std::to_string(n);
     const std::string name = key + ".process.json";
-    const int fd = openat(s.dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    const int fd = open(InDir(s, name).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) {
       s.key = key;
       return fd;
@@ -258,8 +262,7 @@ bool WriteProcessJsonNew(State& s) {
 void RewriteProcessJson(const State& s, bool ended, uint64_t events_lost) {
   const std::string name = s.key + ".process.json";
   const std::string temporary = name + ".tmp";
-  const int fd =
-      openat(s.dir_fd, temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = open(InDir(s, temporary).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     Note(true, "cannot write %s/%s: %s", s.dir.c_str(), temporary.c_str(), strerror(errno));
     return;
@@ -267,7 +270,7 @@ void RewriteProcessJson(const State& s, bool ended, uint64_t events_lost) {
   const std::string json = ProcessJson(s, ended, events_lost, padhook_exits_lost());
   const bool ok = WriteAll(fd, json.data(), json.size());
   close(fd);
-  if (!ok || renameat(s.dir_fd, temporary.c_str(), s.dir_fd, name.c_str()) != 0) {
+  if (!ok || rename(InDir(s, temporary).c_str(), InDir(s, name).c_str()) != 0) {
     Note(true, "cannot update %s/%s: %s", s.dir.c_str(), name.c_str(), strerror(errno));
   }
 }
@@ -275,7 +278,7 @@ void RewriteProcessJson(const State& s, bool ended, uint64_t events_lost) {
 bool AppendFunctionLines(const State& s, const std::string& text) {
   if (text.empty()) return true;
   const std::string name = s.key + ".functions";
-  const int fd = openat(s.dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int fd = open(InDir(s, name).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) {
     Note(true, "cannot open %s/%s: %s", s.dir.c_str(), name.c_str(), strerror(errno));
     return false;
@@ -506,20 +509,21 @@ uint64_t FileOffsetOf(const ThreadBuffer* t, const uint64_t* p) {
 // offset `from`, after making sure the file has the blocks (fallocate, so a
 // full disk fails here and not as SIGBUS on a store). Leaves `t` unchanged
 // on failure.
-bool MapWindow(ThreadBuffer* t, uint64_t from, uint64_t bytes) {
+bool MapWindow(ThreadBuffer* t, int fd, uint64_t from, uint64_t bytes) {
+  if (fd < 0) return false;
   const uint64_t offset = from & ~(kPage - 1);
   bytes = (bytes + (from - offset) + kPage - 1) & ~(kPage - 1);
-  if (fallocate(t->fd, 0, static_cast<off_t>(offset), static_cast<off_t>(bytes)) != 0) {
+  if (fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(bytes)) != 0) {
     if (errno != EOPNOTSUPP) return false;
     // No fallocate on this file system: extend the file sparsely.
     struct stat st;
-    if (fstat(t->fd, &st) != 0) return false;
+    if (fstat(fd, &st) != 0) return false;
     if (static_cast<uint64_t>(st.st_size) < offset + bytes &&
-        ftruncate(t->fd, static_cast<off_t>(offset + bytes)) != 0) {
+        ftruncate(fd, static_cast<off_t>(offset + bytes)) != 0) {
       return false;
     }
   }
-  void* window = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, t->fd,
+  void* window = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
                       static_cast<off_t>(offset));
   if (window == MAP_FAILED) return false;
   uint64_t* const old_window = t->window;
@@ -534,6 +538,19 @@ bool MapWindow(ThreadBuffer* t, uint64_t from, uint64_t bytes) {
   t->lost_word = nullptr;              // a pointer into the old window
   if (old_window != nullptr) munmap(old_window, old_bytes);
   return true;
+}
+
+std::string EventsPath(const ThreadBuffer* t) {
+  return InDir(*g_state, g_state->key + "-" + std::to_string(t->tid) + ".events");
+}
+
+// MapWindow with the thread's file opened for the occasion.
+bool RemapWindow(ThreadBuffer* t, uint64_t from, uint64_t bytes) {
+  if (g_state == nullptr) return false;
+  const int fd = open(EventsPath(t).c_str(), O_RDWR | O_CLOEXEC);
+  const bool ok = MapWindow(t, fd, from, bytes);
+  if (fd >= 0) close(fd);
+  return ok;
 }
 
 void AddLost(ThreadBuffer* t, uint64_t count) {
@@ -574,28 +591,24 @@ void Unregister(ThreadBuffer* t) {
 bool OpenThreadFile(ThreadBuffer* t, uint64_t now) {
   State& s = *g_state;
   t->tid = static_cast<uint32_t>(Gettid());
-  const std::string name = s.key + "-" + std::to_string(t->tid) + ".events";
-  t->fd = openat(s.dir_fd, name.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (t->fd < 0) {
-    Note(true, "cannot create %s/%s: %s (this thread's events are counted as lost)", s.dir.c_str(),
-         name.c_str(), strerror(errno));
+  const std::string path = EventsPath(t);
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    Note(true, "cannot create %s: %s (this thread's events are counted as lost)", path.c_str(),
+         strerror(errno));
     return false;
   }
   t->window = nullptr;
   t->pos = nullptr;
-  if (!MapWindow(t, trace::kHeaderSize, kFirstWindow)) {
-    Note(true, "cannot map %s/%s: %s (this thread's events are counted as lost)", s.dir.c_str(),
-         name.c_str(), strerror(errno));
-    close(t->fd);
-    t->fd = -1;
-    t->pos = t->end = t->start = nullptr;
-    return false;
+  void* header = MAP_FAILED;
+  if (MapWindow(t, fd, trace::kHeaderSize, kFirstWindow)) {
+    header = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (header == MAP_FAILED) munmap(t->window, t->window_bytes);
   }
-  void* header = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
+  close(fd);
   if (header == MAP_FAILED) {
-    munmap(t->window, t->window_bytes);
-    close(t->fd);
-    t->fd = -1;
+    Note(true, "cannot map %s: %s (this thread's events are counted as lost)", path.c_str(),
+         strerror(errno));
     t->window = nullptr;
     t->pos = t->end = t->start = nullptr;
     return false;
@@ -630,7 +643,7 @@ void CloseThreadFile(ThreadBuffer* t) {
   }
   Unregister(t);
   const uint64_t data_end = FileOffsetOf(t, t->pos);
-  if (ftruncate(t->fd, static_cast<off_t>(data_end)) != 0) {
+  if (truncate(EventsPath(t).c_str(), static_cast<off_t>(data_end)) != 0) {
     Note(true, "cannot truncate the events file of thread %u: %s", t->tid, strerror(errno));
   }
   char thread_name[16] = {};
@@ -640,8 +653,6 @@ void CloseThreadFile(ThreadBuffer* t) {
   __atomic_store_n(&t->header->flags, t->header->flags | trace::kFlagClosed, __ATOMIC_RELEASE);
   munmap(t->window, t->window_bytes);
   munmap(t->header, kPage);
-  close(t->fd);
-  t->fd = -1;
   t->window = nullptr;
   t->header = nullptr;
   t->pos = t->end = t->start = nullptr;
@@ -663,7 +674,7 @@ bool MakeRoom(ThreadBuffer* t, uint64_t now, uint64_t words) {
       return true;
     case kOpen: {
       const uint64_t next = std::min(t->window_bytes * 2, kMaxWindow);
-      if (MapWindow(t, FileOffsetOf(t, t->pos), std::max(next, (words + 1) * 8))) return true;
+      if (RemapWindow(t, FileOffsetOf(t, t->pos), std::max(next, (words + 1) * 8))) return true;
       StartDropping(t);
       return false;
     }
@@ -672,7 +683,7 @@ bool MakeRoom(ThreadBuffer* t, uint64_t now, uint64_t words) {
         // Retry: a new window right after the `lost` marker.
         uint64_t* const lost = t->lost_word;
         t->pos = lost + 1;
-        if (MapWindow(t, FileOffsetOf(t, t->pos), std::max(kMaxWindow, (words + 1) * 8))) {
+        if (RemapWindow(t, FileOffsetOf(t, t->pos), std::max(kMaxWindow, (words + 1) * 8))) {
           t->state = kOpen;
           t->lost_word = nullptr;
           return true;
@@ -739,10 +750,8 @@ void AfterForkChild() {
     ThreadBuffer* next = t->next;
     if (t->window != nullptr) munmap(t->window, t->window_bytes);
     if (t->header != nullptr) munmap(t->header, kPage);
-    if (t->fd >= 0) close(t->fd);
     t->window = nullptr;
     t->header = nullptr;
-    t->fd = -1;
     t->next = t->prev = nullptr;
     t = next;
   }
@@ -810,7 +819,8 @@ __attribute__((constructor)) void StartTracing() {
     // Said only when preloaded by hand (tests link the objects directly).
     const char* preload = getenv("LD_PRELOAD");
     if (preload != nullptr && strstr(preload, "padhook-trace") != nullptr) {
-      Note(true, "PADHOOK_TRACE_DIR is not set: not tracing (run the program with `padhook record`)");
+      Note(true,
+           "PADHOOK_TRACE_DIR is not set: not tracing (run the program with `padhook record`)");
     }
     return;
   }
@@ -822,9 +832,9 @@ __attribute__((constructor)) void StartTracing() {
   const char* save_vectors = getenv("PADHOOK_TRACE_SAVE_VECTORS");
   s->save_vectors = save_vectors != nullptr && strcmp(save_vectors, "1") == 0;
   s->dir = dir;
-  s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (s->dir_fd < 0) {
-    Note(true, "cannot open the trace directory %s: %s: not tracing", dir, strerror(errno));
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
+    Note(true, "the trace directory %s is not a writable directory: not tracing", dir);
     delete s;
     return;
   }

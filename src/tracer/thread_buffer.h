@@ -48,7 +48,6 @@ struct ThreadBuffer {
   uint32_t depth;    // calls entered and not yet exited on this thread (all, recorded or not)
   uint32_t state;    // BufferState
   // ---- slow path ----
-  int fd;
   uint32_t tid;
   trace::EventHeader* header;  // one-page mapping of the file's first page
   uint64_t* window;            // the window's mapping

@@ -45,7 +45,7 @@ class HandlersTest : public ::testing::Test {
     t.end = words_.data() + words_.size() - 1;
     t.prev_ns = 1000;
     t.state = kOpen;
-    t.fd = -1;  // growing fails: the window cannot be replaced
+    // No runtime state: growing fails, the window cannot be replaced.
     t.header = &header_;
   }
   void TearDown() override { t_buffer = {}; }
