@@ -831,7 +831,9 @@ __attribute__((constructor)) void StartTracing() {
   s->verbose = verbose != nullptr && strcmp(verbose, "1") == 0;
   const char* save_vectors = getenv("PADHOOK_TRACE_SAVE_VECTORS");
   s->save_vectors = save_vectors != nullptr && strcmp(save_vectors, "1") == 0;
-  s->dir = dir;
+  // Absolute: the program may chdir.
+  char resolved[PATH_MAX];
+  s->dir = realpath(dir, resolved) != nullptr ? resolved : dir;
   struct stat st;
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
     Note(true, "the trace directory %s is not a writable directory: not tracing", dir);
