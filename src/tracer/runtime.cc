@@ -544,10 +544,11 @@ std::string EventsPath(const ThreadBuffer* t) {
   return InDir(*g_state, g_state->key + "-" + std::to_string(t->tid) + ".events");
 }
 
-// MapWindow with the thread's file opened for the occasion.
+// MapWindow with the thread's file opened for the occasion. No allocation:
+// a window may fill up inside a signal handler (the path was kept at open).
 bool RemapWindow(ThreadBuffer* t, uint64_t from, uint64_t bytes) {
-  if (g_state == nullptr) return false;
-  const int fd = open(EventsPath(t).c_str(), O_RDWR | O_CLOEXEC);
+  if (t->path == nullptr) return false;
+  const int fd = open(t->path, O_RDWR | O_CLOEXEC);
   const bool ok = MapWindow(t, fd, from, bytes);
   if (fd >= 0) close(fd);
   return ok;
@@ -614,6 +615,7 @@ bool OpenThreadFile(ThreadBuffer* t, uint64_t now) {
     return false;
   }
   t->header = static_cast<trace::EventHeader*>(header);
+  t->path = strdup(path.c_str());  // freed when the file is closed
   trace::EventHeader& h = *t->header;
   memcpy(h.magic, trace::kEventMagic, 8);
   h.version = trace::kEventVersion;
@@ -643,7 +645,7 @@ void CloseThreadFile(ThreadBuffer* t) {
   }
   Unregister(t);
   const uint64_t data_end = FileOffsetOf(t, t->pos);
-  if (truncate(EventsPath(t).c_str(), static_cast<off_t>(data_end)) != 0) {
+  if (t->path == nullptr || truncate(t->path, static_cast<off_t>(data_end)) != 0) {
     Note(true, "cannot truncate the events file of thread %u: %s", t->tid, strerror(errno));
   }
   char thread_name[16] = {};
@@ -653,6 +655,8 @@ void CloseThreadFile(ThreadBuffer* t) {
   __atomic_store_n(&t->header->flags, t->header->flags | trace::kFlagClosed, __ATOMIC_RELEASE);
   munmap(t->window, t->window_bytes);
   munmap(t->header, kPage);
+  free(t->path);
+  t->path = nullptr;
   t->window = nullptr;
   t->header = nullptr;
   t->pos = t->end = t->start = nullptr;
@@ -752,6 +756,8 @@ void AfterForkChild() {
     if (t->header != nullptr) munmap(t->header, kPage);
     t->window = nullptr;
     t->header = nullptr;
+    free(t->path);  // the parent's file: not this process's
+    t->path = nullptr;
     t->next = t->prev = nullptr;
     t = next;
   }

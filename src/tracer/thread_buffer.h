@@ -49,6 +49,7 @@ struct ThreadBuffer {
   uint32_t state;    // BufferState
   // ---- slow path ----
   uint32_t tid;
+  char* path;                  // the events file (malloc'ed at open, freed at close)
   trace::EventHeader* header;  // one-page mapping of the file's first page
   uint64_t* window;            // the window's mapping
   uint64_t window_offset;      // file offset of `window` (page aligned)
