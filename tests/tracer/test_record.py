@@ -216,6 +216,10 @@ class RecordTest(unittest.TestCase):
     def test_dlopen_bare_name_through_programs_runpath(self):
         # trace_target's RUNPATH names the plugin's directory: the interposed
         # dlopen must still find it (glibc searches the caller's RUNPATH).
+        if os.environ.get("PADHOOK_TEST_PRELOAD"):
+            # A sanitizer runtime preloaded first interposes dlopen itself: the
+            # caller glibc sees is the runtime, whatever padhook does.
+            self.skipTest("dlopen is intercepted by the sanitizer runtime")
         self.record(ARGS.target, "dlopen", os.path.basename(ARGS.plugin))
         self.check_plugin()
 
