@@ -12,6 +12,13 @@
 //   entry_exit/1          one client with empty on_entry and on_exit handlers
 //   entry_exit/promises   the same, passing PADHOOK_HOOKS_NO_VECTOR and
 //                             PADHOOK_HOOKS_NO_ENTRY_TIME (no clock read)
+//   record_like/c_api     one client whose on_entry and on_exit do what a
+//                             tracer's do, minus the files: take the event's
+//                             timestamp and the function's index, append one
+//                             8-byte word to a per-thread ring (NO_VECTOR),
+//                             through the C API
+//   record_like/inline    the same with padhook's internal inline accessors
+//                             (hooks/call_frame.h, hooks/clock.h, arch.h)
 //   one_client/others_100k    (e) one client on the leaf while another client
 //                             is attached to 100,000 other functions
 //   one_client/other_clients_100  (e) one client on the leaf while 100 other
@@ -44,6 +51,7 @@
 #include <vector>
 
 #include "call_loop.h"
+#include "hooks/clock.h"
 #include "padhook/hooks.h"
 
 #if __has_include(<valgrind/callgrind.h>)
@@ -59,10 +67,17 @@ extern "C" int leaf_hooked(int);
 extern "C" int (*many_fn_at(size_t i))(int);
 extern "C" const size_t many_fn_count;
 
+// record_like: bench/record_like_handlers.cc.
+void RecordEvent(padhook_call* c, void*);
+void RecordEventInline(padhook_call* c, void*);
+extern const padhook::ClockScale* g_scale;
+
 namespace {
 
 void EmptyHandler(padhook_call*, void*) {}
 __attribute__((target("general-regs-only"))) void EmptyHandlerNoVector(padhook_call*, void*) {}
+
+int g_record_like = 0;  // set by the state before its World is made: 1 C API, 2 inline
 
 [[noreturn]] void Die(const char* what, const padhook::Status& s) {
   std::fprintf(stderr, "%s: %s\n", what, s.ToString().c_str());
@@ -74,6 +89,10 @@ padhook::Attachment MustAttach(std::span<const void* const> fns, void* data, boo
   padhook::Hooks h;
   h.on_entry = no_vector ? EmptyHandlerNoVector : EmptyHandler;
   if (with_exit) h.on_exit = no_vector ? EmptyHandlerNoVector : EmptyHandler;
+  if (with_exit && g_record_like) {
+    g_scale = &padhook::GetClockScale();
+    h.on_entry = h.on_exit = g_record_like == 1 ? RecordEvent : RecordEventInline;
+  }
   h.user_data = data;
   h.flags = no_vector ? PADHOOK_HOOKS_NO_VECTOR : 0;
   // An empty on_exit never asks for the entry time either.
@@ -136,6 +155,7 @@ struct State {
   int other_clients;  // other clients, each on one other function
   bool no_vector = false;
   bool with_exit = false;
+  int record_like = 0;
 };
 
 const State kStates[] = {
@@ -153,6 +173,8 @@ const State kStates[] = {
     {"no_vector/100", leaf_hooked, 100, 0, 0, true},
     {"entry_exit/1", leaf_hooked, 1, 0, 0, false, true},
     {"entry_exit/promises", leaf_hooked, 1, 0, 0, true, true},
+    {"record_like/c_api", leaf_hooked, 1, 0, 0, true, true, 1},
+    {"record_like/inline", leaf_hooked, 1, 0, 0, true, true, 2},
     {"one_client/others_1k", leaf_hooked, 1, 1000, 0},
     {"one_client/others_10k", leaf_hooked, 1, 10000, 0},
     {"one_client/other_clients_1", leaf_hooked, 1, 0, 1},
@@ -171,6 +193,7 @@ void Run(benchmark::State& state, const State* s) {
   if (s->fn == leaf_cycled) CycleOnce();
   if (g_world_state != s) {
     g_world.reset();  // detach the previous state's clients first
+    g_record_like = s->record_like;
     g_world = std::make_unique<World>(s->clients, s->others, s->other_clients, s->no_vector,
                                       s->with_exit);
     g_world_state = s;
@@ -185,6 +208,7 @@ int CountMode(const std::string& name, long calls) {
   for (const State& s : kStates) {
     if (name != s.name) continue;
     if (s.fn == leaf_cycled) CycleOnce();
+    g_record_like = s.record_like;
     World world(s.clients, s.others, s.other_clients, s.no_vector, s.with_exit);
     benchmark::DoNotOptimize(bench_call_loop(s.fn, 1000));  // warm (first-call work: thread record)
     // Under callgrind --instr-atstart=no the set-up above runs uninstrumented

@@ -137,6 +137,55 @@ void TripleDouble(padhook_call* c, void* seen) {
   padhook_call_set_return_double(c, padhook_call_return_double(c) * 3);
 }
 
+// ---- A misaligned stack ------------------------------------------------------------
+
+// Calls fn(a, b) with rsp = 8 (mod 16) at the call, as GCC's
+// -fipa-stack-alignment (on at -O2) does for callees it knows need no
+// alignment: the hooked function, and so the trampoline, start misaligned.
+extern "C" int CallMisaligned(int (*fn)(int, int), int a, int b);
+asm(R"(
+  .text
+  .globl CallMisaligned
+  .type CallMisaligned, @function
+CallMisaligned:
+  .cfi_startproc
+  mov %rdi, %rax
+  mov %esi, %edi
+  mov %edx, %esi
+  call *%rax
+  ret
+  .cfi_endproc
+  .size CallMisaligned, . - CallMisaligned
+)");
+
+// How far a 16-byte aligned local of the handler is from 16-byte alignment:
+// the compiler places it assuming the ABI's alignment at the handler's entry.
+std::atomic<int> g_worst_misalignment{-1};
+__attribute__((noinline)) void NoteAlignment(padhook_call*, void*) {
+  alignas(16) char local[16];
+  uintptr_t address = reinterpret_cast<uintptr_t>(local);
+  asm volatile("" : "+r"(address) : : "memory");  // the compiler "knows" it is aligned
+  const int off = static_cast<int>(address % 16);
+  g_worst_misalignment.store(std::max(g_worst_misalignment.load(), off));
+}
+
+TEST_P(ExitTest, HandlersRunOnAnAlignedStackWhenTheCallerDidNotAlignIt) {
+  const Variant& v = V();
+  ASSERT_EQ(CallMisaligned(v.add, 2, 3), 5);  // untraced
+  {
+    Attached a({Addr(v.add)}, NoteAlignment, NoteAlignment);
+    g_worst_misalignment = -1;
+    EXPECT_EQ(CallMisaligned(v.add, 2, 3), 5);
+    EXPECT_EQ(g_worst_misalignment.load(), 0) << "a handler ran on a misaligned stack";
+  }
+  {  // entry only (the other fast path)
+    Attached a({Addr(v.add)}, NoteAlignment, nullptr);
+    g_worst_misalignment = -1;
+    EXPECT_EQ(CallMisaligned(v.add, 40, 2), 42);
+    EXPECT_EQ(g_worst_misalignment.load(), 0) << "a handler ran on a misaligned stack";
+  }
+}
+
 TEST_P(ExitTest, ExitHandlersSeeAndReplaceTheReturnValue) {
   const Variant& v = V();
   EXPECT_EQ(v.add(2, 3), 5);  // untraced

@@ -104,7 +104,7 @@ uint32_t padhook_call_function_index(const padhook_call* c) {
 int64_t padhook_function_index(const void* function) {
   const padhook::MetaEntry* e =
       padhook::MetadataTable::Lookup(reinterpret_cast<uintptr_t>(function));
-  return e == nullptr ? PADHOOK_ENOTFOUND : static_cast<int64_t>(e->index);
+  return e == nullptr ? int64_t{PADHOOK_ENOTFOUND} : int64_t{e->index};
 }
 
 uint64_t padhook_call_thread(const padhook_call*) { return padhook::CurrentThreadId(); }

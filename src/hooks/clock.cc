@@ -8,11 +8,7 @@
 namespace padhook {
 namespace {
 
-struct Calibration {
-  uint64_t base_ticks;
-  uint64_t base_ns;
-  uint64_t ns_per_tick_q32;  // ns per tick, fixed point with 32 fraction bits
-};
+using Calibration = ClockScale;
 
 // Every thread that finds no calibration makes its own and offers it in one of
 // these (a static pool: no allocation in a signal handler) with a CAS; slots
@@ -75,12 +71,18 @@ void CalibrateClock() noexcept {
   if (g_calibration.load(std::memory_order_acquire) == nullptr) Calibrate();
 }
 
+const ClockScale& GetClockScale() noexcept {
+  const Calibration* published;
+  // Calibrate() publishes, unless kSlots racing calibrations took every slot
+  // first; one of those publishes when it finishes.
+  while ((published = g_calibration.load(std::memory_order_acquire)) == nullptr) Calibrate();
+  return *published;
+}
+
 uint64_t ClockToNs(uint64_t ticks) noexcept {
   const Calibration* published = g_calibration.load(std::memory_order_acquire);
   const Calibration c = published != nullptr ? *published : Calibrate();
-  const int64_t delta = static_cast<int64_t>(ticks - c.base_ticks);
-  const __int128 scaled = static_cast<__int128>(delta) * static_cast<__int128>(c.ns_per_tick_q32);
-  return c.base_ns + static_cast<uint64_t>(static_cast<int64_t>(scaled >> 32));
+  return TicksToNs(c, ticks);
 }
 
 }  // namespace padhook

@@ -23,8 +23,28 @@ namespace padhook {
 
 inline uint64_t ReadClock() noexcept { return __rdtsc(); }
 
+// The conversion from ReadClock() ticks to ns: immutable once published.
+struct ClockScale {
+  uint64_t base_ticks;
+  uint64_t base_ns;
+  uint64_t ns_per_tick_q32;  // ns per tick, fixed point with 32 fraction bits
+};
+
 // Makes sure the conversion is calibrated (spends ~1 ms the first time).
 void CalibrateClock() noexcept;
+
+// The published conversion (calibrating first if needed). The reference stays
+// valid and unchanged for the life of the process, so a hot path (a tracer's
+// handlers) can keep it and convert inline with TicksToNs: no call, no load
+// of the shared pointer per event.
+const ClockScale& GetClockScale() noexcept;
+
+inline uint64_t TicksToNs(const ClockScale& scale, uint64_t ticks) noexcept {
+  const int64_t delta = static_cast<int64_t>(ticks - scale.base_ticks);
+  const __int128 scaled =
+      static_cast<__int128>(delta) * static_cast<__int128>(scale.ns_per_tick_q32);
+  return scale.base_ns + static_cast<uint64_t>(static_cast<int64_t>(scaled >> 32));
+}
 
 // A ReadClock() value in ns on CLOCK_MONOTONIC's scale.
 uint64_t ClockToNs(uint64_t ticks) noexcept;

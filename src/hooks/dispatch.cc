@@ -43,6 +43,8 @@ extern "C" __attribute__((visibility("hidden"), force_align_arg_pointer)) void p
   std::atomic_signal_fence(std::memory_order_seq_cst);
   if (MetaEntry* e = MetadataTableAccess::Lookup(call->function)) {  // R2
     if (const HandlerBlock* block = BlockOf(e)) {
+      // As the fast path: frames a longjmp left dead end before this entry.
+      if (block->flags & kBlockHasExit) padhook_exit_pop_dead(call);
       for (const EntryCall* c = block->entry_calls(); c->handler != nullptr; ++c) {  // R3
         c->handler(call, c->user_data);
       }

@@ -879,17 +879,15 @@ __attribute__((constructor)) void StartTracing() {
     return;
   }
   // The handlers convert TSC ticks inline with padhook's own calibration
-  // (made now, ~1 ms, instead of at the first attach): its scale is exact
-  // (ClockToNs of two ticks 2^32 apart differ by ns_per_tick_q32), its base
-  // one sample.
-  CalibrateClock();
-  // The base is 2^40 ticks back (minutes), so that the handlers' tick
-  // differences are never negative (TSCs of different CPUs may differ by a
-  // little) and one unsigned multiply converts them.
-  const uint64_t ticks = ReadClock() - (uint64_t{1} << 40);
-  g_clock.base_ticks = ticks;
-  g_clock.base_ns = ClockToNs(ticks);
-  g_clock.ns_per_tick_q32 = ClockToNs(ticks + (uint64_t{1} << 32)) - g_clock.base_ns;
+  // (made now, ~1 ms, instead of at the first attach), with its base moved
+  // 2^40 ticks back (minutes) so that their tick differences are never
+  // negative (TSCs of different CPUs may differ a little) and one unsigned
+  // multiply converts them. Exactly padhook's times: 2^40 * q32 >> 32 is
+  // q32 << 8, with no rounding (unsigned wrap-around cancels out).
+  const ClockScale& scale = GetClockScale();
+  g_clock.base_ticks = scale.base_ticks - (uint64_t{1} << 40);
+  g_clock.base_ns = scale.base_ns - (scale.ns_per_tick_q32 << 8);
+  g_clock.ns_per_tick_q32 = scale.ns_per_tick_q32;
   if (!WriteProcessJsonNew(*s)) return;
   g_state = s;
   s->active = true;

@@ -13,9 +13,11 @@
 //                     usually, but NOT always: GCC's -fipa-stack-alignment
 //                     (on at -O2) calls a function known not to need an
 //                     aligned stack without aligning it. So the frame's xmm
-//                     slots are saved with movups, and every C function
+//                     slots are saved with movups, every C++ function
 //                     called from here realigns its stack on entry
-//                     (force_align_arg_pointer; handlers must cope too).
+//                     (force_align_arg_pointer), and a call on a misaligned
+//                     stack takes the slow path (entry and exit), whose C++
+//                     calls the handlers on an aligned stack.
 //
 // Register contract
 //   Preserved for the function exactly as its caller left them (unless a
@@ -195,6 +197,11 @@ padhook_trampoline:
 1:
   mov %rdi, FUNCTION(%rsp)
   movq $0, STAMP(%rsp)
+  // A misaligned stack (see the top): handlers are C functions that may
+  // rely on the ABI's 16-byte alignment (movaps of a local, printf with a
+  // double), so such calls take the slow path, whose C++ realigns.
+  test $8, %spl
+  jnz .Lslow
   // R1.
   mov TLS_RECORD@gottpoff(%rip), %rcx
   mov %fs:(%rcx), %rcx
@@ -406,8 +413,12 @@ padhook_trampoline:
   mov (%rdi,%rax), %rax
   mov %rax, (%rdi)
   // The common case here: a registered thread outside any read section,
-  // whose top shadow frame is this call's and the only one with its retp.
-  // The rest (nested, dead frames to pop, tail calls, a lost frame) in C++.
+  // whose top shadow frame is this call's and the only one with its retp,
+  // on an aligned stack (exit handlers may rely on it, see the top).
+  // The rest (nested, dead frames to pop, tail calls, a lost frame, a
+  // misaligned stack) in C++.
+  test $8, %spl
+  jnz 8f
   mov TLS_RECORD@gottpoff(%rip), %rcx
   mov %fs:(%rcx), %rcx
   testw $0xFFFF, (%rcx)
