@@ -193,7 +193,9 @@ class RecordTest(unittest.TestCase):
                          ["+main", "+scenario_exit", "+deep_exit"])
 
     def test_killed_by_signal_status(self):
-        self.record(ARGS.target, "segv", expect=128 + 11)
+        # Under AddressSanitizer the SIGSEGV must stay a signal.
+        options = (os.environ.get("ASAN_OPTIONS", "") + ":handle_segv=0").lstrip(":")
+        self.record(ARGS.target, "segv", expect=128 + 11, env={"ASAN_OPTIONS": options})
         record = self.record_json()
         self.assertEqual(record["signal"], 11)
         self.assertEqual(record["signal_name"], "SIGSEGV")
