@@ -106,6 +106,7 @@
 #include <thread>
 
 #include "arch.h"
+#include "fault/fault.h"
 #include "format.h"
 #include "padhook/text_writer.h"
 #include "sync/grace_period.h"
@@ -148,7 +149,8 @@ void SyncCores() {
     registered = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) == 0;
   });
   ++g_stats.sync_rounds;
-  if (registered && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) == 0) {
+  if (registered && !fault::Fail(fault::Kind::kMembarrier) &&
+      syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) == 0) {
     return;
   }
   sync::InterruptAllCpus();  // without membarrier: an IPI to every CPU is serializing
@@ -167,7 +169,31 @@ bool InReach(uintptr_t stub, uintptr_t low, uintptr_t high) {
          (stub >= high ? stub - high : high - stub) < margin;
 }
 
-Result<uintptr_t> MakeStubNear(uintptr_t low, uintptr_t high) {
+// The stub page's bytes: the jump at its start, int3 everywhere else.
+void StubPageBytes(uintptr_t at, uint8_t* page_bytes, size_t page) {
+  std::array<uint8_t, arch::kStubSize> code;
+  arch::EncodeJumpStub(at, reinterpret_cast<uintptr_t>(&padhook_trampoline), code);
+  std::memset(page_bytes, arch::kBreakpoint, page);
+  std::memcpy(page_bytes, code.data(), code.size());
+}
+
+// Strict mode: the page is mapped read+execute from the start and written
+// through the TextWriter (/proc/self/mem): it is never writable, and no
+// protection ever gains PROT_EXEC (which PR_SET_MDWE refuses).
+Status FillStubPageStrict(uintptr_t at, size_t page) {
+  std::vector<uint8_t> bytes(page);
+  StubPageBytes(at, bytes.data(), page);
+  CodeBatch batch;
+  batch.Reserve(page / 8);
+  const uint64_t zero = 0;
+  for (size_t off = 0; off < page; off += 8) batch.Add(at + off, &zero, bytes.data() + off, 8);
+  return TextWriter::Process().Apply(batch);
+}
+
+// `strict`: the writer's mode, decided by the caller (the optimistic pass,
+// which runs inside a TextWriter batch, is fast mode only and must not use
+// the writer).
+Result<uintptr_t> MakeStubNear(uintptr_t low, uintptr_t high, bool strict) {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   // Try below the module first, then above, moving away in 1 MiB steps.
   for (uint64_t distance = 1 << 20; distance < (1ull << 30) + (1ull << 29); distance += 1 << 20) {
@@ -180,23 +206,38 @@ Result<uintptr_t> MakeStubNear(uintptr_t low, uintptr_t high) {
         hint = (high + distance) & ~(page - 1);
       }
       if (!InReach(hint, low, high)) continue;
-      void* mem = mmap(reinterpret_cast<void*>(hint), page, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-      if (mem == MAP_FAILED) continue;
+      void* mem = fault::Fail(fault::Kind::kMmap)
+                      ? MAP_FAILED
+                      : mmap(reinterpret_cast<void*>(hint), page,
+                             strict ? PROT_READ | PROT_EXEC : PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+      if (mem == MAP_FAILED) continue;  // taken (or refused): the next place
       const auto at = reinterpret_cast<uintptr_t>(mem);
       if (at != hint) {  // old kernels ignore MAP_FIXED_NOREPLACE
         munmap(mem, page);
         continue;
       }
-      std::array<uint8_t, arch::kStubSize> code;
-      arch::EncodeJumpStub(at, reinterpret_cast<uintptr_t>(&padhook_trampoline), code);
-      std::memset(mem, arch::kBreakpoint, page);
-      std::memcpy(mem, code.data(), code.size());
+      if (strict) {
+        if (Status filled = FillStubPageStrict(at, page); !filled.ok()) {
+          munmap(mem, page);
+          return Status(filled.code(), "writing the trampoline stub: " + filled.message());
+        }
+        g_stubs.push_back({at});
+        return at;
+      }
+      StubPageBytes(at, static_cast<uint8_t*>(mem), page);
       // Written while writable only, then read+execute: never W and X at once.
-      if (mprotect(mem, page, PROT_READ | PROT_EXEC) != 0) {
+      const int protected_rx = fault::Fail(fault::Kind::kMprotect)
+                                   ? (errno = ENOMEM, -1)
+                                   : mprotect(mem, page, PROT_READ | PROT_EXEC);
+      if (protected_rx != 0) {
         const int err = errno;
         munmap(mem, page);
-        return Status::FromErrno(err, "making the trampoline stub executable");
+        return Status::FromErrno(
+            err, "making the trampoline stub executable" +
+                     std::string(err == EACCES ? " (refused: PR_SET_MDWE or an LSM; "
+                                                 "use PADHOOK_STRICT_WX=1)"
+                                               : ""));
       }
       g_stubs.push_back({at});
       return at;
@@ -205,13 +246,13 @@ Result<uintptr_t> MakeStubNear(uintptr_t low, uintptr_t high) {
   return Status(Errc::kOutOfMemory, "no free page within call reach of " + AddressText(low) + "-" + AddressText(high));
 }
 
-Result<uintptr_t> CallTargetLocked(const Function& function) {
+Result<uintptr_t> CallTargetLocked(const Function& function, bool strict) {
   const uintptr_t low = function.module && function.module->low ? function.module->low : function.entry;
   const uintptr_t high = function.module && function.module->high ? function.module->high : function.entry;
   for (const StubPage& stub : g_stubs) {
     if (InReach(stub.address, low, high)) return stub.address;
   }
-  return MakeStubNear(low, high);
+  return MakeStubNear(low, high, strict);
 }
 
 // ---- In-flight breakpoints (protocol B) ----------------------------------------
@@ -269,7 +310,8 @@ Status InstallSigtrapLocked() {
   sa.sa_sigaction = OnSigtrap;
   sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGTRAP, &sa, &g_previous_sigtrap) != 0) {
+  if (fault::Fail(fault::Kind::kSigaction) ? (errno = EINVAL, true)
+                                           : sigaction(SIGTRAP, &sa, &g_previous_sigtrap) != 0) {
     return Status::FromErrno(errno, "installing padhook's SIGTRAP handler");
   }
   g_sigtrap_installed.store(true, std::memory_order_release);
@@ -291,7 +333,9 @@ Status PublishInflightLocked(std::vector<uintptr_t> sites) {
   if (bytes <= page) {
     if (small_pages[next] == nullptr) {
       small_pages[next] =
-          mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+          fault::Fail(fault::Kind::kMmap)
+              ? (errno = ENOMEM, MAP_FAILED)
+              : mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (small_pages[next] == MAP_FAILED) {
         small_pages[next] = nullptr;
         return Status::FromErrno(errno, "allocating the in-flight breakpoint table");
@@ -299,7 +343,9 @@ Status PublishInflightLocked(std::vector<uintptr_t> sites) {
     }
     mem = small_pages[next];
   } else {
-    mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    mem = fault::Fail(fault::Kind::kMmap)
+              ? (errno = ENOMEM, MAP_FAILED)
+              : mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED)
       return Status::FromErrno(errno, "allocating the in-flight breakpoint table");
   }
@@ -460,18 +506,44 @@ Status ConvertNopRunsLocked(std::vector<uintptr_t> sites) {
   sa.sa_sigaction = OnStopSignal;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigfillset(&sa.sa_mask);
-  if (sigaction(sig, &sa, &previous) != 0) return Status::FromErrno(errno, "installing the stop signal");
+  if (fault::Fail(fault::Kind::kSigaction) ? (errno = EINVAL, true)
+                                           : sigaction(sig, &sa, &previous) != 0) {
+    g_stop = nullptr;
+    return Status::FromErrno(errno, "installing the stop signal");
+  }
 
   bool all_stopped = true;  // C2
-  for (int round = 0; round < 100; ++round) {
+  int signal_error = 0;     // a thread that could not be signalled (not ESRCH)
+  for (int round = 0; round < 100 && signal_error == 0; ++round) {
     OtherThreads(&current);
     size_t sent = 0;
     for (pid_t tid : current) {
       if (std::find(stopped.begin(), stopped.end(), tid) != stopped.end()) continue;
-      if (syscall(SYS_tgkill, getpid(), tid, sig) == 0 && stopped.size() < stopped.capacity()) {
-        stopped.push_back(tid);  // ESRCH: it exited meanwhile
-        ++sent;
+      const long rc = fault::Fail(fault::Kind::kTgkill) ? (errno = EAGAIN, -1)
+                                                        : syscall(SYS_tgkill, getpid(), tid, sig);
+      if (rc != 0) {
+        // ESRCH: it exited meanwhile. Anything else (EAGAIN: the queue of
+        // real-time signals is full) leaves a thread running: converting now
+        // could resume it in the middle of a new instruction.
+        if (errno != ESRCH) {
+          signal_error = errno;
+          break;
+        }
+        continue;
       }
+      if (stopped.size() >= stopped.capacity()) {
+        signal_error = E2BIG;  // more threads than the list holds: it was signalled, not counted
+        break;
+      }
+      stopped.push_back(tid);
+      ++sent;
+    }
+    if (signal_error != 0) {
+      all_stopped = false;
+      // The threads already signalled are waited for below (C5) like any other.
+      (void)WaitFor(state->arrived, static_cast<int>(stopped.size()),
+                    std::chrono::milliseconds(2000));
+      break;
     }
     if (sent == 0) break;
     if (!WaitFor(state->arrived, static_cast<int>(stopped.size()),
@@ -499,6 +571,11 @@ Status ConvertNopRunsLocked(std::vector<uintptr_t> sites) {
     // A handler may still be entered late (the signal was delivered just
     // before SIG_IGN): the state must outlive it, so it is never freed.
     (void)state.release();
+    if (signal_error != 0) {
+      return Status::FromErrno(signal_error,
+                               "could not signal a thread to stop it (real-time signal " +
+                                   std::to_string(sig) + "); nothing was written");
+    }
     return Status(Errc::kBusy, "a thread did not stop within 2 s (does it block real-time signal " +
                                    std::to_string(sig) + "?); nothing was written");
   }
@@ -707,7 +784,7 @@ class SiteWrites final : public StoreSource {
       if (c.module == f.module) stub = c.stub;
     }
     if (stub == 0 && optimistic_ && f.module != nullptr) {
-      Result<uintptr_t> made = CallTargetLocked(f);
+      Result<uintptr_t> made = CallTargetLocked(f, /*strict=*/false);  // optimistic: fast mode
       if (made.ok()) {
         stub = *made;
         stubs_->push_back({f.module, stub});
@@ -765,7 +842,7 @@ Status ChangeSitesPlanned(std::span<const Function* const> functions, bool to_ca
         if (c.module == module) stub = c.stub;
       }
       if (stub == 0) {
-        Result<uintptr_t> target = CallTargetLocked(f);
+        Result<uintptr_t> target = CallTargetLocked(f, strict);
         if (!target.ok()) return target.status();
         stub = *target;
         stubs.push_back({module, stub});
