@@ -157,6 +157,31 @@ TEST(BadInput, LibraryRefusesFilesItCannotUseWithClearErrors) {
   std::printf("%d bad files tried\n", tried);
 }
 
+// Found by tests/fuzz/fuzz_elf: a damaged library whose entry table points
+// at padding the file does not hold. Its functions must stay consistent
+// (patch area = entry - prefix), and the one whose slot cannot be read must
+// not be usable. Every input of the seed corpus is loaded the same way.
+TEST(BadInput, FuzzCorpusLoadsConsistently) {
+  int loaded_count = 0;
+  for (const auto& entry : fs::directory_iterator(FUZZ_CORPUS_DIR)) {
+    Result<std::shared_ptr<const Module>> loaded = LoadModuleFromFile(entry.path().string());
+    if (!loaded.ok()) {
+      EXPECT_FALSE(loaded.status().message().empty());
+      continue;
+    }
+    ++loaded_count;
+    for (const Function& f : (*loaded)->functions) {
+      EXPECT_EQ(f.patch_area, f.entry - f.site.prefix_size)
+          << entry.path() << ": " << f.name << " at " << f.entry;
+    }
+  }
+  EXPECT_GE(loaded_count, 5);
+  Result<std::shared_ptr<const Module>> damaged =
+      LoadModuleFromFile(std::string(FUZZ_CORPUS_DIR) + "/regress_short_padding");
+  ASSERT_TRUE(damaged.ok()) << damaged.status().ToString();
+  EXPECT_GT((*damaged)->unusable_sites, 0u);
+}
+
 TEST(BadInput, ListExitsWithOneAndAMessage) {
   TempDir dir;
   for (const BadFile& f : MakeBadFiles(dir)) {
