@@ -121,8 +121,11 @@ struct Totals {  // per worker, summed at the end
   uint64_t iterations = 0, checked = 0, imbalance = 0, calls = 0, exceptions = 0, forks = 0;
   uint64_t missed = 0, unbalanced = 0, left_open = 0, misordered = 0;  // imbalance, by kind
   // Exits out of order in iterations during which the client was attached or
-  // detached: not a violation (a call that straddles an attach or detach sees
-  // one side only), reported for information.
+  // detached: not a violation, reported for information. A detach removes the
+  // client function by function (attach.cc, D1), so while it runs a call to a
+  // function already done (say, in a signal handler) loses its exit, and then
+  // the exit of its caller, whose function is not done yet, still arrives:
+  // the stack here shows the lost one on top.
   uint64_t transition_misordered = 0;
 };
 
