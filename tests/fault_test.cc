@@ -30,10 +30,12 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "padhook/hooks.h"
 #include "padhook/text_writer.h"
+#include "patch/live_patcher.h"
 #include "reliab_support.h"
 
 namespace padhook {
@@ -338,6 +340,80 @@ TEST_P(FaultTest, EveryInjectedFailureIsCleanAndRecoverable) {
       static_cast<unsigned long>(injected - errors));
   EXPECT_GT(injected, 0u);
   EXPECT_EQ(survived, injected);
+}
+
+// ---- A breakpoint trap delivered after its batch is over -------------------
+//
+// A thread runs into one of protocol B's int3s but is descheduled before its
+// SIGTRAP handler runs; meanwhile the batch finishes and two more batches
+// publish their in-flight tables, so the site is in neither. Seen in CI under
+// load (patch_stress_test, strict mode: the process died of SIGTRAP). Made
+// deterministic here: a wrapper installed over padhook's SIGTRAP handler
+// holds the trapped thread until the int3 is gone and two more int3 batches
+// ran, then calls padhook's handler. Before the fix the trap was passed on
+// to the default action and the process died.
+struct sigaction g_padhook_trap;  // padhook's handler; written before the trap
+std::atomic<int> g_trapped{0};    // written by the wrapper, read by the main thread
+std::atomic<int> g_release{0};    // written by the main thread, read by the wrapper
+
+void HoldingTrapHandler(int sig, siginfo_t* info, void* ucontext) {
+  g_trapped.store(1);
+  while (g_release.load() == 0) {
+    timespec ts{0, 1'000'000};
+    nanosleep(&ts, nullptr);
+  }
+  g_padhook_trap.sa_sigaction(sig, info, ucontext);
+}
+
+int LateTrapChild() {
+  TextWriter::Process().set_mode(WriteMode::kStrict);  // every site uses int3
+  const reliab::Fn f = many_fns_22[500];               // g++, odd layout
+  const int offset = f(0);
+  Hooks hooks{Probe, nullptr, nullptr};
+  {  // installs padhook's SIGTRAP handler, converts the NOP run
+    Result<Attachment> a = AttachAddress(reinterpret_cast<const void*>(f), hooks);
+    if (!a.ok() || !a->Detach().ok()) return 10;
+  }
+  const uintptr_t site = reinterpret_cast<uintptr_t>(f);
+  const uint8_t head = *reinterpret_cast<const uint8_t*>(site), int3 = 0xcc;
+  if (head != 0x0f) return 11;  // the converted 5-byte NOP
+  struct sigaction hold = {};
+  hold.sa_sigaction = HoldingTrapHandler;
+  hold.sa_flags = SA_SIGINFO;
+  sigemptyset(&hold.sa_mask);
+  if (sigaction(SIGTRAP, &hold, &g_padhook_trap) != 0 || !(g_padhook_trap.sa_flags & SA_SIGINFO)) {
+    return 12;
+  }
+  // B2 of a batch: int3 over the site's first byte.
+  const CodeWrite to_int3 = CodeWrite::Make(site, {&head, 1}, {&int3, 1});
+  if (!TextWriter::Process().Apply({&to_int3, 1}).ok()) return 13;
+  int result = 0;
+  std::thread runner([&] { result = f(7); });
+  while (g_trapped.load() == 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+  // B4: the batch ends; then two more int3 batches on other functions.
+  const CodeWrite from_int3 = CodeWrite::Make(site, {&int3, 1}, {&head, 1});
+  if (!TextWriter::Process().Apply({&from_int3, 1}).ok()) return 14;
+  for (int i = 0; i < 2; ++i) {
+    Result<Attachment> other =
+        AttachAddress(reinterpret_cast<const void*>(many_fns_22[600 + i]), hooks);
+    if (!other.ok() || !other->Detach().ok()) return 15;
+  }
+  g_release.store(1);
+  runner.join();
+  if (result != 7 * 3 + offset) return 16;
+  if (patch::Stats().late_traps != 1) return 17;
+  return 0;
+}
+
+TEST(LateTrapTest, ATrapDeliveredAfterItsBatchResumesAtTheSite) {
+  const pid_t pid = fork();
+  if (pid == 0) _exit(LateTrapChild());
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_FALSE(WIFSIGNALED(status))
+      << "the child died of signal " << WTERMSIG(status) << " (SIGTRAP = " << SIGTRAP << ")";
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "failed step (see LateTrapChild)";
 }
 
 INSTANTIATE_TEST_SUITE_P(ModesAndPhases, FaultTest,

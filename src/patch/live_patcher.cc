@@ -27,6 +27,10 @@
 //   behaves as if the site were the NOP (the patch is not complete, so the
 //   call is not one an attachment promised to see). A thread whose trap is
 //   delivered after B4 is resumed at the site, to run the final instruction.
+//   A trap delivered even later, when its table is gone (the thread was
+//   descheduled while two more batches ran), is recognized by its cause (an
+//   int3: SI_KERNEL) and by the byte now at the address: the head of a site
+//   instruction, no int3 any more; it is resumed at the site too.
 //   Any other SIGTRAP is passed to the handler the application installed
 //   (or the default action): padhook never swallows a signal that is not its own.
 //
@@ -61,6 +65,9 @@
 //   g_stop: the stop-the-world state; written by the controller before the
 //     first signal is sent, read and counted by the handlers (atomics, futex
 //     waits); freed once every handler that entered has left (C5).
+//   g_site_heads: written once under g_patch_mutex before the SIGTRAP
+//     handler is installed; read by the handler.
+//   g_breakpoint_hits, g_chained_traps, g_late_traps: counters (relaxed).
 //   g_stubs, g_stats: written under g_patch_mutex only.
 //
 // Batches (ChangeSites): all or nothing, in at most two TextWriter batches.
@@ -123,6 +130,11 @@ std::mutex g_patch_mutex;  // serializes ChangeSites, stub creation, conversions
 PatcherStats g_stats;      // under g_patch_mutex, except the atomics below
 std::atomic<uint64_t> g_breakpoint_hits{0};
 std::atomic<uint64_t> g_chained_traps{0};
+std::atomic<uint64_t> g_late_traps{0};
+// The first byte of a final site instruction (the NOP, the call): written
+// once under g_patch_mutex before the SIGTRAP handler that reads them is
+// installed (sigaction orders the two).
+uint8_t g_site_heads[2] = {0, 0};
 
 uintptr_t SiteOf(const Function& f) { return f.entry + f.site.landing_pad; }
 
@@ -301,11 +313,34 @@ void OnSigtrap(int sig, siginfo_t* info, void* ucontext) {
     arch::SetContextPc(ucontext, first == arch::kBreakpoint ? site + kSiteSize : site);
     return;
   }
+  // A late trap: the thread executed one of padhook's int3s, but was
+  // descheduled before its handler ran, long enough for that batch to finish
+  // and two more to publish their tables (the barriers wait for running
+  // CPUs, not for a pending signal). The int3 is gone: the byte is now the
+  // head of a final site instruction (call or NOP), so running from the site
+  // again is what the thread would have done without the int3. Only a trap
+  // raised by an int3 instruction (SI_KERNEL) qualifies; any other SIGTRAP,
+  // or an int3 still in place, is the application's.
+  if (info != nullptr && info->si_code == SI_KERNEL) {
+    const uint8_t now = __atomic_load_n(reinterpret_cast<const uint8_t*>(site), __ATOMIC_ACQUIRE);
+    if (now != arch::kBreakpoint && (now == g_site_heads[0] || now == g_site_heads[1])) {
+      g_late_traps.fetch_add(1, std::memory_order_relaxed);
+      arch::SetContextPc(ucontext, site);
+      return;
+    }
+  }
   PassOnTrap(sig, info, ucontext);
 }
 
 Status InstallSigtrapLocked() {
   if (g_sigtrap_installed.load(std::memory_order_relaxed)) return Status::Ok();
+  {
+    Bytes nop, call;
+    arch::EncodeSiteNop(nop);
+    (void)arch::EncodeCall(0x1000, 0x2000, call);
+    g_site_heads[0] = nop[0];
+    g_site_heads[1] = call[0];
+  }
   struct sigaction sa = {};
   sa.sa_sigaction = OnSigtrap;
   sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
@@ -970,6 +1005,7 @@ PatcherStats Stats() {
   PatcherStats s = g_stats;
   s.breakpoint_hits = g_breakpoint_hits.load();
   s.chained_traps = g_chained_traps.load();
+  s.late_traps = g_late_traps.load();
   return s;
 }
 
