@@ -583,7 +583,7 @@ bool MdweRefusesExecGain() noexcept {
 }
 
 WriteMode DefaultWriteMode() noexcept {
-  // PADHOOK_STRICT_WX=1 (what `padhook record` passes on to its child) or
+  // PADHOOK_STRICT_WX=1 (for a tracer to pass on to the traced program) or
   // PADHOOK_WRITE_MODE=strict ask for W^X; PADHOOK_STRICT_WX=0 and
   // PADHOOK_WRITE_MODE=fast for the fast mode. Under MDWE the fast mode
   // cannot work (the kernel refuses writable+executable pages), so strict is
