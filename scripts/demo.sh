@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The first command to run: installs dependencies, builds padhook into build/,
 # shows what padhook finds in the bundled demo program and its library, then
-# records a run of the demo with `padhook record` (trace in build/demo-trace/).
+# records a run of the demo with `padhook record` (trace in build/demo-trace/)
+# and shows `padhook report` on it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,4 +31,10 @@ echo
 echo "==> $padhook record -o $trace -- $demo --threads 4"
 "$padhook" record -o "$trace" -- "$demo" --threads 4 > /dev/null
 # (the summary line above comes from padhook record, on stderr)
-# Next: `padhook report` on $trace goes here (the readers' subcommands).
+
+echo
+echo "==> $padhook report -i $trace   (the 30 functions with the most total time; all: $trace.report.txt)"
+"$padhook" report -i "$trace" > "$trace.report.txt"
+head -n 32 "$trace.report.txt"
+echo
+echo "More: $padhook info|replay|graph -i $trace, $padhook export -i $trace -f chrome -o trace.json"

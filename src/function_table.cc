@@ -191,7 +191,7 @@ void AddFunctions(const elf::ElfImage& image, const ByteReader& read, Module& mo
 
   module.functions.reserve(areas.size());
   for (size_t i = 0; i < areas.size(); ++i) {
-    const uint64_t area = areas[i];
+    uint64_t area = areas[i];
     Function function;
     uint64_t entry = area + common_prefix;
     if (const elf::FunctionSymbol* symbol = named[i]) {
@@ -203,7 +203,15 @@ void AddFunctions(const elf::ElfImage& image, const ByteReader& read, Module& mo
       function.name = "fn_" + Hex(entry);
     }
     std::vector<uint8_t> prefix(entry - area);
-    prefix.resize(read(area, prefix));
+    if (read(area, prefix) != prefix.size()) {
+      // The padding is not all readable (a damaged file: the section points
+      // past the bytes the file holds). Its last bytes, where the slot would
+      // be, are missing: classify with no padding at all (slot "too small":
+      // unusable), so that patch_area = entry - prefix_size still holds.
+      // Found by tests/fuzz/fuzz_elf.
+      prefix.clear();
+      area = entry;
+    }
     std::vector<uint8_t> entry_bytes(function.size != 0
                                          ? std::min<size_t>(function.size, arch::kMaxEntryBytes)
                                          : arch::kMaxEntryBytes);

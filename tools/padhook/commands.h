@@ -29,4 +29,11 @@ CommandRunner SetupRecord(CLI::App& command); // padhook record
 std::vector<std::string> TakeRecordCommand(std::vector<std::string>& args);
 extern std::vector<std::string> g_record_command;  // what TakeRecordCommand took
 
+// The trace readers (trace_reader.h): docs/trace-format.md's directories.
+CommandRunner SetupReport(CLI::App& command);  // padhook report
+CommandRunner SetupReplay(CLI::App& command);  // padhook replay
+CommandRunner SetupGraph(CLI::App& command);   // padhook graph
+CommandRunner SetupInfo(CLI::App& command);    // padhook info
+CommandRunner SetupExport(CLI::App& command);  // padhook export
+
 }  // namespace padhook::tool

@@ -21,6 +21,13 @@ constexpr Command kCommands[] = {
      padhook::tool::SetupList},
     {"record", "Run a program, recording the calls of its instrumented functions: padhook record [OPTIONS] [--] PROGRAM [ARGS...]",
      padhook::tool::SetupRecord},
+    {"report", "Per-function calls and times of a recorded trace", padhook::tool::SetupReport},
+    {"replay", "Every call of a recorded trace, in order, as a tree per thread",
+     padhook::tool::SetupReplay},
+    {"graph", "The call graph of a recorded trace, per call path", padhook::tool::SetupGraph},
+    {"info", "What a trace holds and how the recorded run ended", padhook::tool::SetupInfo},
+    {"export", "A recorded trace as Chrome Trace Event JSON or folded stacks",
+     padhook::tool::SetupExport},
 };
 
 }  // namespace
