@@ -903,7 +903,12 @@ __attribute__((constructor)) void StartTracing() {
   // negative (TSCs of different CPUs may differ a little) and one unsigned
   // multiply converts them. Exactly padhook's times: 2^40 * q32 >> 32 is
   // q32 << 8, with no rounding (unsigned wrap-around cancels out).
+  const uint64_t before_clock = MonotonicNs();
   const ClockScale& scale = GetClockScale();
+  if (s->verbose) {
+    Note(true, "clock calibration %.3f ms (padhook's, once per process)",
+         (MonotonicNs() - before_clock) / 1e6);
+  }
   g_clock.base_ticks = scale.base_ticks - (uint64_t{1} << 40);
   g_clock.base_ns = scale.base_ns - (scale.ns_per_tick_q32 << 8);
   g_clock.ns_per_tick_q32 = scale.ns_per_tick_q32;
@@ -915,7 +920,12 @@ __attribute__((constructor)) void StartTracing() {
   std::lock_guard lock(s->functions_mutex);
   const uint64_t begin = s->start_ns;
   AttachNewModulesLocked(*s);
-  if (s->verbose) Note(true, "start-up %.3f ms", (MonotonicNs() - begin) / 1e6);
+  if (s->verbose) {
+    timespec cpu;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    Note(true, "start-up %.3f ms (the process's thread CPU time so far: %.3f ms)",
+         (MonotonicNs() - begin) / 1e6, (cpu.tv_sec * 1e9 + cpu.tv_nsec) / 1e6);
+  }
 }
 
 void AfterDlopen(void* handle) {
