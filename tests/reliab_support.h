@@ -27,12 +27,16 @@ namespace padhook::reliab {
 
 using Fn = int (*)(int);
 
-// `per_variant` functions of each of the six builds, spread over each block.
-inline std::vector<Fn> StressFunctions(int per_variant) {
+// `per_variant` functions of each of the six builds, spread over each block
+// (on many pages), or `contiguous`: neighbours (a few code pages in all, so
+// a strict-mode batch is a few pwrites, not one per function).
+inline std::vector<Fn> StressFunctions(int per_variant, bool contiguous = false) {
   std::vector<Fn> fns;
   for (auto* table :
        {many_fns_20, many_fns_21, many_fns_22, many_fns_23, many_fns_24, many_fns_25}) {
-    for (int i = 0; i < per_variant; ++i) fns.push_back(table[i * (1000 / per_variant)]);
+    for (int i = 0; i < per_variant; ++i) {
+      fns.push_back(table[contiguous ? 400 + i : i * (1000 / per_variant)]);
+    }
   }
   return fns;
 }

@@ -1,5 +1,5 @@
-// padhook_soak: a long stress run (minutes; not part of the default CI, which
-// runs it for 5 s as a smoke test). Worker threads call instrumented
+// padhook_soak: a long stress run (minutes; not part of CI: see
+// tests/CMakeLists.txt). Worker threads call instrumented
 // functions (plain calls, recursion, C++ exceptions through hooked frames,
 // calls from a signal handler, forked children calling them) while the main
 // thread attaches and detaches three clients (two with entry and exit
