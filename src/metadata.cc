@@ -133,6 +133,7 @@
 #include <new>
 
 #include "arch.h"
+#include "fault/fault.h"
 #include "format.h"
 #include "loader_events.h"
 #include "metadata_inline.h"
@@ -266,12 +267,17 @@ size_t MetadataTable::growth_steps() const {
 Status MetadataTable::GrowLocked() {
   MetaEntry* base = g_base.load(std::memory_order_acquire);
   if (base == nullptr) {
-    void* owners = mmap(nullptr, sizeof(ModuleRecord*) * size_t{kMaxEntries},
-                        PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* owners =
+        fault::Fail(fault::Kind::kMmap)
+            ? (errno = ENOMEM, MAP_FAILED)
+            : mmap(nullptr, sizeof(ModuleRecord*) * size_t{kMaxEntries}, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (owners == MAP_FAILED)
       return Status::FromErrno(errno, "reserving the metadata owners table");
-    void* region = mmap(nullptr, sizeof(MetaEntry) * size_t{kMaxEntries}, PROT_NONE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* region = fault::Fail(fault::Kind::kMmap)
+                       ? (errno = ENOMEM, MAP_FAILED)
+                       : mmap(nullptr, sizeof(MetaEntry) * size_t{kMaxEntries}, PROT_NONE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (region == MAP_FAILED) {
       munmap(owners, sizeof(ModuleRecord*) * size_t{kMaxEntries});
       return Status::FromErrno(errno, "reserving the metadata table");
@@ -286,8 +292,10 @@ Status MetadataTable::GrowLocked() {
                   "the metadata table is full (" + std::to_string(kMaxEntries) + " functions)");
   }
   const uint32_t new_capacity = old_capacity == 0 ? kInitialCapacity : old_capacity * 2;
-  if (mprotect(base + old_capacity, sizeof(MetaEntry) * (new_capacity - old_capacity),
-               PROT_READ | PROT_WRITE) != 0) {
+  if (fault::Fail(fault::Kind::kMprotect)
+          ? (errno = ENOMEM, true)
+          : mprotect(base + old_capacity, sizeof(MetaEntry) * (new_capacity - old_capacity),
+                     PROT_READ | PROT_WRITE) != 0) {
     return Status::FromErrno(
         errno, "growing the metadata table to " + std::to_string(new_capacity) + " entries");
   }

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "fault/fault.h"
 #include "format.h"
 
 namespace padhook {
@@ -37,8 +39,30 @@ constexpr size_t kStrictMaxChunk = 128 * 1024;
 // kFast: runs of pages in one mapping at most this many pages apart share one
 // mprotect pair (a pair costs more than changing ~16 more page table entries).
 constexpr uintptr_t kFastMaxGapPages = 16;
+// prctl(PR_GET_MDWE) and its flag (Linux 6.3; Debian 12's headers predate them).
+constexpr int kPrGetMdwe = 66;
+constexpr int kPrMdweRefuseExecGain = 1;
+// Tries of one undo store before the rollback reports it failed.
+constexpr int kUndoAttempts = 4;
 // Stores asked from a StoreSource at a time (on the stack).
 constexpr size_t kFillBlock = 128;
+
+// The system calls of the writer, each behind its fault-injection point
+// (src/fault/fault.h): a failure injected there looks like the real one.
+int Mprotect(uintptr_t address, size_t length, int prot) noexcept {
+  if (fault::Fail(fault::Kind::kMprotect)) {
+    errno = ENOMEM;
+    return -1;
+  }
+  return mprotect(reinterpret_cast<void*>(address), length, prot);
+}
+ssize_t Pwrite(int fd, const void* buffer, size_t length, uintptr_t address) noexcept {
+  if (fault::Fail(fault::Kind::kPwrite)) {
+    errno = EIO;
+    return -1;
+  }
+  return pwrite(fd, buffer, length, static_cast<off_t>(address));
+}
 
 // Read once at load time: the per-store paths use it without a guard.
 const uintptr_t g_page_size = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
@@ -347,6 +371,7 @@ struct TextWriter::Failure {
 // mappings end, so each has one original protection.
 class TextWriter::Window {
  public:
+  static constexpr int kRestoreAttempts = 4;
   Window(const PageSet& pages, WriteMode mode, uint64_t* mprotect_count)
       : mprotect_count_(mprotect_count) {
     status_ = PlanRuns(pages.Ranges());
@@ -362,8 +387,7 @@ class TextWriter::Window {
       }
       if (run.original_prot & PROT_WRITE) continue;
       ++*mprotect_count_;
-      if (mprotect(reinterpret_cast<void*>(run.begin), run.end - run.begin,
-                   run.original_prot | PROT_WRITE) != 0) {
+      if (Mprotect(run.begin, run.end - run.begin, run.original_prot | PROT_WRITE) != 0) {
         const int err = errno;
         status_ = Status::FromErrno(
             err, "making code at " + AddressText(run.begin) + " writable (fast write mode)" +
@@ -380,10 +404,15 @@ class TextWriter::Window {
   ~Window() {
     for (Run& run : runs_) {
       if (!run.changed) continue;
-      ++*mprotect_count_;
-      // Restoring cannot meaningfully fail for a range we just changed; if it
-      // did, leaving the pages writable is the lesser harm than aborting.
-      mprotect(reinterpret_cast<void*>(run.begin), run.end - run.begin, run.original_prot);
+      // Restoring can fail only transiently (ENOMEM: the kernel could not
+      // split or merge the mapping's records), so it is tried a few times;
+      // if it still fails the pages stay writable, the lesser harm than
+      // aborting (tests/fault_test.cc injects one failure here and checks
+      // that no page is left writable).
+      for (int attempt = 0; attempt < kRestoreAttempts; ++attempt) {
+        ++*mprotect_count_;
+        if (Mprotect(run.begin, run.end - run.begin, run.original_prot) == 0) break;
+      }
     }
   }
 
@@ -547,11 +576,33 @@ TextWriter& TextWriter::Process() {
   return *writer;
 }
 
-TextWriter::TextWriter() : mode_(WriteMode::kFast) {
-  if (const char* env = std::getenv("PADHOOK_WRITE_MODE"); env && std::strcmp(env, "strict") == 0) {
-    mode_ = WriteMode::kStrict;
-  }
+namespace {
+bool MdweRefusesExecGain() noexcept {
+  const int flags = prctl(kPrGetMdwe, 0, 0, 0, 0);
+  return flags > 0 && (flags & kPrMdweRefuseExecGain) != 0;
 }
+
+WriteMode DefaultWriteMode() noexcept {
+  // PADHOOK_STRICT_WX=1 (for a tracer to pass on to the traced program) or
+  // PADHOOK_WRITE_MODE=strict ask for W^X; PADHOOK_STRICT_WX=0 and
+  // PADHOOK_WRITE_MODE=fast for the fast mode. Under MDWE the fast mode
+  // cannot work (the kernel refuses writable+executable pages), so strict is
+  // the default there.
+  const char* wx = std::getenv("PADHOOK_STRICT_WX");
+  const char* mode = std::getenv("PADHOOK_WRITE_MODE");
+  if ((wx != nullptr && *wx != '\0' && std::strcmp(wx, "0") != 0) ||
+      (mode != nullptr && std::strcmp(mode, "strict") == 0)) {
+    return WriteMode::kStrict;
+  }
+  if ((wx != nullptr && std::strcmp(wx, "0") == 0) ||
+      (mode != nullptr && std::strcmp(mode, "fast") == 0)) {
+    return WriteMode::kFast;
+  }
+  return MdweRefusesExecGain() ? WriteMode::kStrict : WriteMode::kFast;
+}
+}  // namespace
+
+TextWriter::TextWriter() : mode_(DefaultWriteMode()) {}
 
 WriteMode TextWriter::mode() const {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -622,7 +673,12 @@ Status TextWriter::OpenProcMemLocked() {
   if (proc_mem_fd_ >= 0 && proc_mem_pid_ == getpid()) return Status::Ok();
   // A descriptor opened before fork() still refers to the PARENT's memory.
   if (proc_mem_fd_ >= 0) close(proc_mem_fd_);
-  proc_mem_fd_ = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+  if (fault::Fail(fault::Kind::kOpen)) {
+    proc_mem_fd_ = -1;
+    errno = EMFILE;
+  } else {
+    proc_mem_fd_ = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+  }
   proc_mem_pid_ = getpid();
   if (proc_mem_fd_ < 0) return Status::FromErrno(errno, "opening /proc/self/mem (strict write mode)");
   return Status::Ok();
@@ -758,7 +814,7 @@ bool TextWriter::FlushChunkLocked(uintptr_t low, size_t length, Failure* failure
   const uint8_t* buffer = chunk_.data();
   ++stats_.proc_mem_writes;
   errno = 0;
-  const ssize_t n = pwrite(proc_mem_fd_, buffer, length, static_cast<off_t>(low));
+  const ssize_t n = Pwrite(proc_mem_fd_, buffer, length, low);
   if (n != static_cast<ssize_t>(length)) {
     failure->Set(Failure::kWriteError, low, 0, 0, 0, n < 0 ? errno : EIO);
     return false;
@@ -782,8 +838,7 @@ bool TextWriter::StoreOneLocked(uintptr_t address, uint64_t value, uint32_t size
     return true;
   }
   ++stats_.proc_mem_writes;
-  return pwrite(proc_mem_fd_, &value, size, static_cast<off_t>(address)) ==
-         static_cast<ssize_t>(size);
+  return Pwrite(proc_mem_fd_, &value, size, address) == static_cast<ssize_t>(size);
 }
 
 // Guarantee 5: undoes the first `stored` stores of `phase`, then every earlier
@@ -806,7 +861,11 @@ void TextWriter::RollbackLocked(const StoreSource& source, size_t phase, size_t 
         const uint64_t mask = Mask(s.size);
         const uint64_t now = LoadCode(s.address, s.size);
         bool ok = ((now ^ s.expected) & mask) == 0;
-        if (!ok && ((now ^ s.replacement) & mask) == 0) {
+        // A write that fails (a pwrite refused for want of memory) is tried
+        // again: giving up leaves the batch half undone.
+        for (int attempt = 0; !ok && attempt < kUndoAttempts &&
+                              ((LoadCode(s.address, s.size) ^ s.replacement) & mask) == 0;
+             ++attempt) {
           ok = StoreOneLocked(s.address, s.expected, s.size) &&
                ((LoadCode(s.address, s.size) ^ s.expected) & mask) == 0;
         }

@@ -161,12 +161,24 @@ CallMisaligned:
 // How far a 16-byte aligned local of the handler is from 16-byte alignment:
 // the compiler places it assuming the ABI's alignment at the handler's entry.
 std::atomic<int> g_worst_misalignment{-1};
+// Handlers whose backtrace() did not reach CallMisaligned (the unwind
+// information of the stack adjustment is wrong).
+std::atomic<int> g_lost_walks{0};
 __attribute__((noinline)) void NoteAlignment(padhook_call*, void*) {
   alignas(16) char local[16];
   uintptr_t address = reinterpret_cast<uintptr_t>(local);
   asm volatile("" : "+r"(address) : : "memory");  // the compiler "knows" it is aligned
   const int off = static_cast<int>(address % 16);
   g_worst_misalignment.store(std::max(g_worst_misalignment.load(), off));
+  void* frames[32];
+  const int n = backtrace(frames, 32);
+  const auto low = reinterpret_cast<uintptr_t>(&CallMisaligned);
+  bool reached = false;
+  for (int i = 0; i < n; ++i) {
+    const auto pc = reinterpret_cast<uintptr_t>(frames[i]);
+    reached |= pc > low && pc <= low + 16;  // the return address after its call
+  }
+  if (!reached) g_lost_walks.fetch_add(1);
 }
 
 TEST_P(ExitTest, HandlersRunOnAnAlignedStackWhenTheCallerDidNotAlignIt) {
@@ -175,8 +187,10 @@ TEST_P(ExitTest, HandlersRunOnAnAlignedStackWhenTheCallerDidNotAlignIt) {
   {
     Attached a({Addr(v.add)}, NoteAlignment, NoteAlignment);
     g_worst_misalignment = -1;
+    g_lost_walks = 0;
     EXPECT_EQ(CallMisaligned(v.add, 2, 3), 5);
     EXPECT_EQ(g_worst_misalignment.load(), 0) << "a handler ran on a misaligned stack";
+    EXPECT_EQ(g_lost_walks.load(), 0) << "backtrace() from a handler did not reach the caller";
   }
   {  // entry only (the other fast path)
     Attached a({Addr(v.add)}, NoteAlignment, nullptr);

@@ -44,7 +44,9 @@ class Attachment {
   Attachment(const Attachment&) = delete;
   Attachment& operator=(const Attachment&) = delete;
 
-  // On return no handler of this attachment runs or will run again.
+  // On success no handler of this attachment runs or will run again. On
+  // failure it stays attached (attached() is true, every site still patched)
+  // and Detach can be called again.
   Status Detach();
   size_t size() const noexcept;  // functions covered
   bool attached() const noexcept { return state_ != nullptr; }

@@ -98,7 +98,9 @@ int padhook_attach_address(void *function, const struct padhook_hooks *h, padhoo
 int padhook_attach_addresses(void *const *functions, size_t count, const struct padhook_hooks *h,
                              padhook_attachment **out);
 
-/* On return: no handler of `a` runs or will run; `a` is freed. */
+/* On success: no handler of `a` runs or will run; `a` is freed. On failure
+ * `a` stays attached and is not freed (its sites could not be restored, or
+ * the call came from inside a handler): call padhook_detach again. */
 int padhook_detach(padhook_attachment *a);
 size_t padhook_attachment_size(const padhook_attachment *a); /* functions covered */
 

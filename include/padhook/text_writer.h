@@ -59,7 +59,9 @@
 //           mapped and readable.
 //
 // The default mode is kFast, or the value of PADHOOK_WRITE_MODE ("fast" or
-// "strict") in the environment when the process-wide writer is first used.
+// "strict") in the environment when the process-wide writer is first used;
+// PADHOOK_STRICT_WX=1 also asks for kStrict (=0 for kFast). With neither set,
+// a process under PR_SET_MDWE (where kFast cannot work) gets kStrict.
 //
 // Thread safety: Apply, Prepare/Commit and set_mode are serialized by an
 // internal mutex; two batches never interleave.

@@ -40,6 +40,9 @@
 //       new block, or an entry with none).
 //   D4. Free the retired blocks; put the entries (an entry left without users
 //       stays dormant, with null data: metadata.cc).
+//   On failure in D2 (ChangeSites undid its writes: every site is still
+//   patched): publish the old blocks back, wait a grace period, free the new
+//   blocks and stay attached; the caller may call Detach again.
 //   A thread that executed a site's call before D2 but reaches the dispatcher
 //   only after D4 finds a block without this client, an entry with no block,
 //   or (once the entry was reclaimed) no entry or a new one, and runs nothing
@@ -67,6 +70,7 @@
 #include <vector>
 
 #include "arch.h"
+#include "fault/fault.h"
 #include "hooks/clock.h"
 #include "hooks/handler_block.h"
 #include "hooks/shadow_stack.h"
@@ -167,6 +171,7 @@ std::unordered_map<const internal::AttachmentState*, std::vector<MetaEntry*>> g_
 
 // Reserves the memo slots (once); false if the region cannot be had.
 [[gnu::noinline]] bool MapMemoSlots() {
+  if (fault::Fail(fault::Kind::kMmap)) return false;  // no memos: a slower path, not an error
   void* region = mmap(nullptr, sizeof(MemoSlot) * size_t{MetadataTable::kMaxEntries},
                       PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (region == MAP_FAILED) return false;
@@ -371,10 +376,13 @@ Status Attachment::Detach() {
   std::unique_ptr<patch::SiteMemo*[]> memos(
       with_memos ? new patch::SiteMemo*[state->functions.size()] : nullptr);
   BlockSwap swap(nullptr, state.get());
+  // Each function's block before D1, published back if D2 fails.
+  std::vector<HandlerBlock*> olds(state->functions.size());
   for (size_t i = 0; i < state->functions.size(); ++i) {
     const Function* f = state->functions[i];
     MetaEntry* e = entries[i];
-    HandlerBlock* fresh = e == nullptr ? nullptr : swap.Replace(BlockOf(e));
+    olds[i] = e == nullptr ? nullptr : BlockOf(e);
+    HandlerBlock* fresh = e == nullptr ? nullptr : swap.Replace(olds[i]);
     if (e != nullptr) {
       e->data.store(fresh, std::memory_order_release);
       patch::AddSitePages(e->function.load(std::memory_order_relaxed), &site_pages);
@@ -389,19 +397,32 @@ Status Attachment::Detach() {
       emptied.push_back(f);
     }
   }
-  swap.Commit(&g_retired);
   const std::span<const Function* const> to_unpatch =
       all_emptied ? std::span<const Function* const>(state->functions) : emptied;
   const std::span<patch::SiteMemo* const> memo_span(
       memos.get(), all_emptied && with_memos ? to_unpatch.size() : 0);
   Status status = patch::ChangeSites(to_unpatch, /*to_call=*/false, &site_pages, memo_span);  // D2
-  (void)sync::Synchronize();                                                                  // D3
-  FreeRetiredLocked();                                                                        // D4
   if (!status.ok()) {
-    // The handlers are gone (D1, D3); the sites stay patched and keep their
-    // metadata, running the trampoline with no handler.
-    return status;
+    // All or nothing: ChangeSites undid its writes, so every site is still
+    // patched. Publish the old blocks back and stay attached, so that the
+    // caller can retry. (Before, the handlers were dropped and the sites left
+    // patched with no block: attaching those functions again then failed with
+    // unexpected bytes forever; tests/fault_test.cc.)
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (entries[i] != nullptr) entries[i]->data.store(olds[i], std::memory_order_release);
+    }
+    (void)sync::Synchronize();  // no reader still holds one of the new blocks
+    swap.Abandon();
+    g_entries_of.emplace(state.get(), std::move(entries));
+    state_ = state.release();
+    return Status(status.code(),
+                  "detach failed, still attached (the handlers may have missed calls made "
+                  "during the attempt; Detach can be called again): " +
+                      status.message());
   }
+  swap.Commit(&g_retired);
+  (void)sync::Synchronize();  // D3
+  FreeRetiredLocked();        // D4
   // Everyone's users: the entries stay while other clients hold them. An
   // entry left without users has null data (D1 published none).
   std::erase(entries, nullptr);

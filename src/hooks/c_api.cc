@@ -81,8 +81,8 @@ int padhook_attach_addresses(void* const* functions, size_t count, const padhook
 int padhook_detach(padhook_attachment* a) {
   if (a == nullptr) return PADHOOK_EINVAL;
   padhook::Status status = a->attachment.Detach();
-  if (status.code() == padhook::Errc::kBusy)
-    return Fail(status);  // still attached: caller may retry
+  if (!status.ok() && a->attachment.attached())
+    return Fail(status);  // still attached (busy, or the unpatch failed): caller may retry
   delete a;
   return status.ok() ? PADHOOK_OK : Fail(status);
 }

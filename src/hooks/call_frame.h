@@ -18,7 +18,11 @@ struct padhook_call {
   uint64_t gpr[8];  // rdi rsi rdx rcx r8 r9 rax r10, restored from here
   // xmm0-7, restored from here; saved only when a handler on the function may
   // touch vector registers (PADHOOK_HOOKS_NO_VECTOR): otherwise undefined.
-  alignas(16) uint8_t xmm[8][16];
+  // No alignas(16): a call made on a misaligned stack (GCC's
+  // -fipa-stack-alignment, see trampoline.S) has its frame 8 bytes off, and
+  // the trampolines save these with movups; a 16-byte alignment requirement
+  // would make every member access undefined (UBSan reports it).
+  uint8_t xmm[8][16];
   uint64_t function;   // entry address of the hooked function
   uint64_t saved_rbx;  // the trampoline's own
   // Entry: padhook_divert_return jumps here. Exit: the call's entry time

@@ -27,6 +27,10 @@
 //   behaves as if the site were the NOP (the patch is not complete, so the
 //   call is not one an attachment promised to see). A thread whose trap is
 //   delivered after B4 is resumed at the site, to run the final instruction.
+//   A trap delivered even later, when its table is gone (the thread was
+//   descheduled while two more batches ran), is recognized by its cause (an
+//   int3: SI_KERNEL) and by the byte now at the address: the head of a site
+//   instruction, no int3 any more; it is resumed at the site too.
 //   Any other SIGTRAP is passed to the handler the application installed
 //   (or the default action): padhook never swallows a signal that is not its own.
 //
@@ -61,6 +65,9 @@
 //   g_stop: the stop-the-world state; written by the controller before the
 //     first signal is sent, read and counted by the handlers (atomics, futex
 //     waits); freed once every handler that entered has left (C5).
+//   g_site_heads: written once under g_patch_mutex before the SIGTRAP
+//     handler is installed; read by the handler.
+//   g_breakpoint_hits, g_chained_traps, g_late_traps: counters (relaxed).
 //   g_stubs, g_stats: written under g_patch_mutex only.
 //
 // Batches (ChangeSites): all or nothing, in at most two TextWriter batches.
@@ -106,6 +113,7 @@
 #include <thread>
 
 #include "arch.h"
+#include "fault/fault.h"
 #include "format.h"
 #include "padhook/text_writer.h"
 #include "sync/grace_period.h"
@@ -122,6 +130,11 @@ std::mutex g_patch_mutex;  // serializes ChangeSites, stub creation, conversions
 PatcherStats g_stats;      // under g_patch_mutex, except the atomics below
 std::atomic<uint64_t> g_breakpoint_hits{0};
 std::atomic<uint64_t> g_chained_traps{0};
+std::atomic<uint64_t> g_late_traps{0};
+// The first byte of a final site instruction (the NOP, the call): written
+// once under g_patch_mutex before the SIGTRAP handler that reads them is
+// installed (sigaction orders the two).
+uint8_t g_site_heads[2] = {0, 0};
 
 uintptr_t SiteOf(const Function& f) { return f.entry + f.site.landing_pad; }
 
@@ -148,7 +161,8 @@ void SyncCores() {
     registered = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) == 0;
   });
   ++g_stats.sync_rounds;
-  if (registered && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) == 0) {
+  if (registered && !fault::Fail(fault::Kind::kMembarrier) &&
+      syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) == 0) {
     return;
   }
   sync::InterruptAllCpus();  // without membarrier: an IPI to every CPU is serializing
@@ -167,7 +181,31 @@ bool InReach(uintptr_t stub, uintptr_t low, uintptr_t high) {
          (stub >= high ? stub - high : high - stub) < margin;
 }
 
-Result<uintptr_t> MakeStubNear(uintptr_t low, uintptr_t high) {
+// The stub page's bytes: the jump at its start, int3 everywhere else.
+void StubPageBytes(uintptr_t at, uint8_t* page_bytes, size_t page) {
+  std::array<uint8_t, arch::kStubSize> code;
+  arch::EncodeJumpStub(at, reinterpret_cast<uintptr_t>(&padhook_trampoline), code);
+  std::memset(page_bytes, arch::kBreakpoint, page);
+  std::memcpy(page_bytes, code.data(), code.size());
+}
+
+// Strict mode: the page is mapped read+execute from the start and written
+// through the TextWriter (/proc/self/mem): it is never writable, and no
+// protection ever gains PROT_EXEC (which PR_SET_MDWE refuses).
+Status FillStubPageStrict(uintptr_t at, size_t page) {
+  std::vector<uint8_t> bytes(page);
+  StubPageBytes(at, bytes.data(), page);
+  CodeBatch batch;
+  batch.Reserve(page / 8);
+  const uint64_t zero = 0;
+  for (size_t off = 0; off < page; off += 8) batch.Add(at + off, &zero, bytes.data() + off, 8);
+  return TextWriter::Process().Apply(batch);
+}
+
+// `strict`: the writer's mode, decided by the caller (the optimistic pass,
+// which runs inside a TextWriter batch, is fast mode only and must not use
+// the writer).
+Result<uintptr_t> MakeStubNear(uintptr_t low, uintptr_t high, bool strict) {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   // Try below the module first, then above, moving away in 1 MiB steps.
   for (uint64_t distance = 1 << 20; distance < (1ull << 30) + (1ull << 29); distance += 1 << 20) {
@@ -180,23 +218,38 @@ Result<uintptr_t> MakeStubNear(uintptr_t low, uintptr_t high) {
         hint = (high + distance) & ~(page - 1);
       }
       if (!InReach(hint, low, high)) continue;
-      void* mem = mmap(reinterpret_cast<void*>(hint), page, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-      if (mem == MAP_FAILED) continue;
+      void* mem = fault::Fail(fault::Kind::kMmap)
+                      ? MAP_FAILED
+                      : mmap(reinterpret_cast<void*>(hint), page,
+                             strict ? PROT_READ | PROT_EXEC : PROT_READ | PROT_WRITE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+      if (mem == MAP_FAILED) continue;  // taken (or refused): the next place
       const auto at = reinterpret_cast<uintptr_t>(mem);
       if (at != hint) {  // old kernels ignore MAP_FIXED_NOREPLACE
         munmap(mem, page);
         continue;
       }
-      std::array<uint8_t, arch::kStubSize> code;
-      arch::EncodeJumpStub(at, reinterpret_cast<uintptr_t>(&padhook_trampoline), code);
-      std::memset(mem, arch::kBreakpoint, page);
-      std::memcpy(mem, code.data(), code.size());
+      if (strict) {
+        if (Status filled = FillStubPageStrict(at, page); !filled.ok()) {
+          munmap(mem, page);
+          return Status(filled.code(), "writing the trampoline stub: " + filled.message());
+        }
+        g_stubs.push_back({at});
+        return at;
+      }
+      StubPageBytes(at, static_cast<uint8_t*>(mem), page);
       // Written while writable only, then read+execute: never W and X at once.
-      if (mprotect(mem, page, PROT_READ | PROT_EXEC) != 0) {
+      const int protected_rx = fault::Fail(fault::Kind::kMprotect)
+                                   ? (errno = ENOMEM, -1)
+                                   : mprotect(mem, page, PROT_READ | PROT_EXEC);
+      if (protected_rx != 0) {
         const int err = errno;
         munmap(mem, page);
-        return Status::FromErrno(err, "making the trampoline stub executable");
+        return Status::FromErrno(
+            err, "making the trampoline stub executable" +
+                     std::string(err == EACCES ? " (refused: PR_SET_MDWE or an LSM; "
+                                                 "use PADHOOK_STRICT_WX=1)"
+                                               : ""));
       }
       g_stubs.push_back({at});
       return at;
@@ -205,13 +258,13 @@ Result<uintptr_t> MakeStubNear(uintptr_t low, uintptr_t high) {
   return Status(Errc::kOutOfMemory, "no free page within call reach of " + AddressText(low) + "-" + AddressText(high));
 }
 
-Result<uintptr_t> CallTargetLocked(const Function& function) {
+Result<uintptr_t> CallTargetLocked(const Function& function, bool strict) {
   const uintptr_t low = function.module && function.module->low ? function.module->low : function.entry;
   const uintptr_t high = function.module && function.module->high ? function.module->high : function.entry;
   for (const StubPage& stub : g_stubs) {
     if (InReach(stub.address, low, high)) return stub.address;
   }
-  return MakeStubNear(low, high);
+  return MakeStubNear(low, high, strict);
 }
 
 // ---- In-flight breakpoints (protocol B) ----------------------------------------
@@ -260,16 +313,40 @@ void OnSigtrap(int sig, siginfo_t* info, void* ucontext) {
     arch::SetContextPc(ucontext, first == arch::kBreakpoint ? site + kSiteSize : site);
     return;
   }
+  // A late trap: the thread executed one of padhook's int3s, but was
+  // descheduled before its handler ran, long enough for that batch to finish
+  // and two more to publish their tables (the barriers wait for running
+  // CPUs, not for a pending signal). The int3 is gone: the byte is now the
+  // head of a final site instruction (call or NOP), so running from the site
+  // again is what the thread would have done without the int3. Only a trap
+  // raised by an int3 instruction (SI_KERNEL) qualifies; any other SIGTRAP,
+  // or an int3 still in place, is the application's.
+  if (info != nullptr && info->si_code == SI_KERNEL) {
+    const uint8_t now = __atomic_load_n(reinterpret_cast<const uint8_t*>(site), __ATOMIC_ACQUIRE);
+    if (now != arch::kBreakpoint && (now == g_site_heads[0] || now == g_site_heads[1])) {
+      g_late_traps.fetch_add(1, std::memory_order_relaxed);
+      arch::SetContextPc(ucontext, site);
+      return;
+    }
+  }
   PassOnTrap(sig, info, ucontext);
 }
 
 Status InstallSigtrapLocked() {
   if (g_sigtrap_installed.load(std::memory_order_relaxed)) return Status::Ok();
+  {
+    Bytes nop, call;
+    arch::EncodeSiteNop(nop);
+    (void)arch::EncodeCall(0x1000, 0x2000, call);
+    g_site_heads[0] = nop[0];
+    g_site_heads[1] = call[0];
+  }
   struct sigaction sa = {};
   sa.sa_sigaction = OnSigtrap;
   sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGTRAP, &sa, &g_previous_sigtrap) != 0) {
+  if (fault::Fail(fault::Kind::kSigaction) ? (errno = EINVAL, true)
+                                           : sigaction(SIGTRAP, &sa, &g_previous_sigtrap) != 0) {
     return Status::FromErrno(errno, "installing padhook's SIGTRAP handler");
   }
   g_sigtrap_installed.store(true, std::memory_order_release);
@@ -291,7 +368,9 @@ Status PublishInflightLocked(std::vector<uintptr_t> sites) {
   if (bytes <= page) {
     if (small_pages[next] == nullptr) {
       small_pages[next] =
-          mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+          fault::Fail(fault::Kind::kMmap)
+              ? (errno = ENOMEM, MAP_FAILED)
+              : mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (small_pages[next] == MAP_FAILED) {
         small_pages[next] = nullptr;
         return Status::FromErrno(errno, "allocating the in-flight breakpoint table");
@@ -299,7 +378,9 @@ Status PublishInflightLocked(std::vector<uintptr_t> sites) {
     }
     mem = small_pages[next];
   } else {
-    mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    mem = fault::Fail(fault::Kind::kMmap)
+              ? (errno = ENOMEM, MAP_FAILED)
+              : mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED)
       return Status::FromErrno(errno, "allocating the in-flight breakpoint table");
   }
@@ -460,18 +541,44 @@ Status ConvertNopRunsLocked(std::vector<uintptr_t> sites) {
   sa.sa_sigaction = OnStopSignal;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigfillset(&sa.sa_mask);
-  if (sigaction(sig, &sa, &previous) != 0) return Status::FromErrno(errno, "installing the stop signal");
+  if (fault::Fail(fault::Kind::kSigaction) ? (errno = EINVAL, true)
+                                           : sigaction(sig, &sa, &previous) != 0) {
+    g_stop = nullptr;
+    return Status::FromErrno(errno, "installing the stop signal");
+  }
 
   bool all_stopped = true;  // C2
-  for (int round = 0; round < 100; ++round) {
+  int signal_error = 0;     // a thread that could not be signalled (not ESRCH)
+  for (int round = 0; round < 100 && signal_error == 0; ++round) {
     OtherThreads(&current);
     size_t sent = 0;
     for (pid_t tid : current) {
       if (std::find(stopped.begin(), stopped.end(), tid) != stopped.end()) continue;
-      if (syscall(SYS_tgkill, getpid(), tid, sig) == 0 && stopped.size() < stopped.capacity()) {
-        stopped.push_back(tid);  // ESRCH: it exited meanwhile
-        ++sent;
+      const long rc = fault::Fail(fault::Kind::kTgkill) ? (errno = EAGAIN, -1)
+                                                        : syscall(SYS_tgkill, getpid(), tid, sig);
+      if (rc != 0) {
+        // ESRCH: it exited meanwhile. Anything else (EAGAIN: the queue of
+        // real-time signals is full) leaves a thread running: converting now
+        // could resume it in the middle of a new instruction.
+        if (errno != ESRCH) {
+          signal_error = errno;
+          break;
+        }
+        continue;
       }
+      if (stopped.size() >= stopped.capacity()) {
+        signal_error = E2BIG;  // more threads than the list holds: it was signalled, not counted
+        break;
+      }
+      stopped.push_back(tid);
+      ++sent;
+    }
+    if (signal_error != 0) {
+      all_stopped = false;
+      // The threads already signalled are waited for below (C5) like any other.
+      (void)WaitFor(state->arrived, static_cast<int>(stopped.size()),
+                    std::chrono::milliseconds(2000));
+      break;
     }
     if (sent == 0) break;
     if (!WaitFor(state->arrived, static_cast<int>(stopped.size()),
@@ -499,6 +606,11 @@ Status ConvertNopRunsLocked(std::vector<uintptr_t> sites) {
     // A handler may still be entered late (the signal was delivered just
     // before SIG_IGN): the state must outlive it, so it is never freed.
     (void)state.release();
+    if (signal_error != 0) {
+      return Status::FromErrno(signal_error,
+                               "could not signal a thread to stop it (real-time signal " +
+                                   std::to_string(sig) + "); nothing was written");
+    }
     return Status(Errc::kBusy, "a thread did not stop within 2 s (does it block real-time signal " +
                                    std::to_string(sig) + "?); nothing was written");
   }
@@ -707,7 +819,7 @@ class SiteWrites final : public StoreSource {
       if (c.module == f.module) stub = c.stub;
     }
     if (stub == 0 && optimistic_ && f.module != nullptr) {
-      Result<uintptr_t> made = CallTargetLocked(f);
+      Result<uintptr_t> made = CallTargetLocked(f, /*strict=*/false);  // optimistic: fast mode
       if (made.ok()) {
         stub = *made;
         stubs_->push_back({f.module, stub});
@@ -765,7 +877,7 @@ Status ChangeSitesPlanned(std::span<const Function* const> functions, bool to_ca
         if (c.module == module) stub = c.stub;
       }
       if (stub == 0) {
-        Result<uintptr_t> target = CallTargetLocked(f);
+        Result<uintptr_t> target = CallTargetLocked(f, strict);
         if (!target.ok()) return target.status();
         stub = *target;
         stubs.push_back({module, stub});
@@ -893,6 +1005,7 @@ PatcherStats Stats() {
   PatcherStats s = g_stats;
   s.breakpoint_hits = g_breakpoint_hits.load();
   s.chained_traps = g_chained_traps.load();
+  s.late_traps = g_late_traps.load();
   return s;
 }
 

@@ -56,6 +56,7 @@ struct PatcherStats {
   uint64_t replanned_batches = 0;   // S1 passes that left sites to S2, or failed
   uint64_t threads_moved = 0;       // threads found inside a NOP run and moved past it
   uint64_t chained_traps = 0;       // SIGTRAPs passed on to the application's handler
+  uint64_t late_traps = 0;          // int3s of a finished batch whose SIGTRAP came late
 };
 PatcherStats Stats();
 

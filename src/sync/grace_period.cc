@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <mutex>
 
+#include "fault/fault.h"
+
 std::atomic<uint64_t> padhook_reader_word{(1u << padhook::sync::kEpochShift) | 1};
 // The same variable under a name that binds inside libpadhook, for trampoline.S.
 extern "C" __attribute__((alias("padhook_reader_word"), visibility("hidden"))) std::atomic<uint64_t>
@@ -162,6 +164,7 @@ void InitOnceAndPublish() {
 void AsymmetricFence() {
   std::call_once(g_init_once, InitOnceAndPublish);
   if (g_fence.load(std::memory_order_acquire) == Fence::kMembarrier &&
+      !fault::Fail(fault::Kind::kMembarrier) &&
       syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) {
     return;
   }

@@ -118,11 +118,12 @@ inline uint64_t EventTime(padhook_call* call) {
     ticks = __builtin_ia32_rdtsc() & kStampTimeMask;
     call->stamp |= ticks;
   }
-  const int64_t delta = static_cast<int64_t>(ticks - g_clock.base_ticks);
+  // base_ticks lies 2^40 ticks (minutes) before the runtime started: the
+  // difference is never negative, so one unsigned multiply does.
+  const uint64_t delta = ticks - g_clock.base_ticks;
   return g_clock.base_ns +
-         static_cast<uint64_t>(static_cast<int64_t>(
-             (static_cast<__int128>(delta) * static_cast<__int128>(g_clock.ns_per_tick_q32)) >>
-             32));
+         static_cast<uint64_t>((static_cast<unsigned __int128>(delta) * g_clock.ns_per_tick_q32) >>
+                               32);
 }
 
 // The function's id: its metadata index, in the slot right before the entry
@@ -133,38 +134,55 @@ inline uint64_t FunctionId(const padhook_call* call) {
   return index;
 }
 
-}  // namespace
-
-void OnEntry(padhook_call* call, void* gate) {
+// The handlers, specialized on the options in use: without --depth no depth
+// counter is kept, without --min-duration no rewind test is made.
+template <bool kDepth>
+void Entry(padhook_call* call, void* gate) {
   ThreadBuffer& t = t_buffer;
-  // Every entry counts towards the depth, recorded or not, so that exits
-  // find the same depth their entries saw.
-  const uint32_t depth = ++t.depth;
-  if (depth > g_max_depth) return;
+  if constexpr (kDepth) {
+    // Every entry counts towards the depth, recorded or not, so that exits
+    // find the same depth their entries saw.
+    const uint32_t depth = ++t.depth;
+    if (depth > g_max_depth) return;
+  }
   const uint64_t now = EventTime(call);
   Put(t, trace::kKindEntry | FunctionId(call) << kIdShift, now, gate);
 }
 
-void OnExit(padhook_call* call, void* gate) {
+template <bool kDepth, bool kMinDuration>
+void Exit(padhook_call* call, void* gate) {
   ThreadBuffer& t = t_buffer;
-  const uint32_t depth = t.depth;
-  t.depth = depth - (depth != 0);  // never below 0, whatever padhook delivers
-  if (depth > g_max_depth) return;
+  if constexpr (kDepth) {
+    const uint32_t depth = t.depth;
+    t.depth = depth - (depth != 0);  // never below 0, whatever padhook delivers
+    if (depth > g_max_depth) return;
+  }
   const uint64_t now = EventTime(call);
-  uint64_t* p = t.pos;
-  // --min-duration: when the last word written is an entry, it is this
-  // call's own (exits match the innermost open entry, and a recorded child
-  // would have left its exit after it): a call shorter than the limit
-  // disappears, entry and all. Otherwise (a child was recorded) it stays.
-  // With no limit the first test is always false.
-  if (now - t.prev_ns < g_min_duration_ns && p > t.start && (p[-1] & 3) == trace::kKindEntry) {
-    t.prev_ns -= p[-1] >> kDeltaShift;
-    p[-1] = 0;  // a killed process must not leave the dropped entry readable
-    t.pos = p - 1;
-    return;
+  if constexpr (kMinDuration) {
+    // When the last word written is an entry, it is this call's own (exits
+    // match the innermost open entry, and a recorded child would have left
+    // its exit after it): a call shorter than the limit disappears, entry
+    // and all. Otherwise (a child was recorded) it stays.
+    uint64_t* p = t.pos;
+    if (now - t.prev_ns < g_min_duration_ns && p > t.start && (p[-1] & 3) == trace::kKindEntry) {
+      t.prev_ns -= p[-1] >> kDeltaShift;
+      p[-1] = 0;  // a killed process must not leave the dropped entry readable
+      t.pos = p - 1;
+      return;
+    }
   }
   const uint64_t kind = trace::kKindExit + ((call->stamp & kStampUnwound) != 0);
   Put(t, kind | FunctionId(call) << kIdShift, now, gate);
+}
+
+}  // namespace
+
+padhook_handler EntryHandler() { return g_max_depth != UINT32_MAX ? &Entry<true> : &Entry<false>; }
+
+padhook_handler ExitHandler() {
+  const bool depth = g_max_depth != UINT32_MAX;
+  if (g_min_duration_ns != 0) return depth ? &Exit<true, true> : &Exit<false, true>;
+  return depth ? &Exit<true, false> : &Exit<false, false>;
 }
 
 }  // namespace padhook::tracer

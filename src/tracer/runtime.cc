@@ -111,7 +111,6 @@ struct State {
   bool verbose = false;       // PADHOOK_TRACE_VERBOSE=1: start-up and attach timings on stderr
   bool save_vectors = false;  // PADHOOK_TRACE_SAVE_VECTORS=1 (benchmarks): no NO_VECTOR promise
   std::string dir;
-  int dir_fd = -1;
   std::string key;
   std::string exec_of;  // "" = null
   pid_t pid = 0;
@@ -222,6 +221,11 @@ std::string ProcessJson(const State& s, bool ended, uint64_t events_lost, uint64
   return json;
 }
 
+// Files are opened by path whenever needed and closed at once, never kept
+// open: programs that close every descriptor (daemons) or reuse their
+// numbers must neither break the trace nor have their own files truncated.
+std::string InDir(const State& s, const std::string& name) { return s.dir + "/" + name; }
+
 // Claims a key: O_EXCL-creates <key>.process.json for <pid>, else <pid>.1,
 // <pid>.2, ...: an existing file set for this pid is the image this process
 // exec'ed from (the previous key). Returns the open descriptor or -1.
@@ -230,7 +234,7 @@ int ClaimKey(State& s) {
     std::string key = std::to_string(s.pid);
     if (n > 0) key += "." + std::to_string(n);
     const std::string name = key + ".process.json";
-    const int fd = openat(s.dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    const int fd = open(InDir(s, name).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) {
       s.key = key;
       return fd;
@@ -258,8 +262,7 @@ bool WriteProcessJsonNew(State& s) {
 void RewriteProcessJson(const State& s, bool ended, uint64_t events_lost) {
   const std::string name = s.key + ".process.json";
   const std::string temporary = name + ".tmp";
-  const int fd =
-      openat(s.dir_fd, temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = open(InDir(s, temporary).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     Note(true, "cannot write %s/%s: %s", s.dir.c_str(), temporary.c_str(), strerror(errno));
     return;
@@ -267,7 +270,7 @@ void RewriteProcessJson(const State& s, bool ended, uint64_t events_lost) {
   const std::string json = ProcessJson(s, ended, events_lost, padhook_exits_lost());
   const bool ok = WriteAll(fd, json.data(), json.size());
   close(fd);
-  if (!ok || renameat(s.dir_fd, temporary.c_str(), s.dir_fd, name.c_str()) != 0) {
+  if (!ok || rename(InDir(s, temporary).c_str(), InDir(s, name).c_str()) != 0) {
     Note(true, "cannot update %s/%s: %s", s.dir.c_str(), name.c_str(), strerror(errno));
   }
 }
@@ -275,7 +278,7 @@ void RewriteProcessJson(const State& s, bool ended, uint64_t events_lost) {
 bool AppendFunctionLines(const State& s, const std::string& text) {
   if (text.empty()) return true;
   const std::string name = s.key + ".functions";
-  const int fd = openat(s.dir_fd, name.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int fd = open(InDir(s, name).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) {
     Note(true, "cannot open %s/%s: %s", s.dir.c_str(), name.c_str(), strerror(errno));
     return false;
@@ -389,10 +392,29 @@ std::string LineSafe(std::string text) {
   return text;
 }
 
+// LeakSanitizer (sanitizer builds): what an attachment allocates hangs off
+// padhook's metadata table, memory LSan does not scan, and the runtime never
+// detaches: allocations made while attaching are not leaks. Weak: null
+// without the sanitizer runtime.
+extern "C" void __lsan_disable() __attribute__((weak));
+extern "C" void __lsan_enable() __attribute__((weak));
+
+struct LeakCheckPause {
+  LeakCheckPause() {
+    if (__lsan_disable != nullptr) __lsan_disable();
+  }
+  ~LeakCheckPause() {
+    if (__lsan_enable != nullptr) __lsan_enable();
+  }
+  LeakCheckPause(const LeakCheckPause&) = delete;
+  LeakCheckPause& operator=(const LeakCheckPause&) = delete;
+};
+
 // Attaches the functions of the modules not considered yet, in one batch,
 // then appends their lines and opens the batch's gate. Caller holds
 // functions_mutex.
 void AttachNewModulesLocked(State& s) {
+  const LeakCheckPause pause;
   const uint64_t t0 = MonotonicNs();
   FunctionTable& table = FunctionTable::Process();
   if (Status status = table.Refresh(); !status.ok()) {
@@ -425,8 +447,8 @@ void AttachNewModulesLocked(State& s) {
   // The gate: one byte per batch, never freed (handlers keep reading it).
   auto* gate = new uint8_t(0);
   Hooks hooks;
-  hooks.on_entry = &OnEntry;
-  hooks.on_exit = &OnExit;
+  hooks.on_entry = EntryHandler();
+  hooks.on_exit = ExitHandler();
   hooks.user_data = gate;
   // Handlers use general registers only (handlers.cc), and take the entry
   // time from the thread's last event, not from padhook.
@@ -506,20 +528,21 @@ uint64_t FileOffsetOf(const ThreadBuffer* t, const uint64_t* p) {
 // offset `from`, after making sure the file has the blocks (fallocate, so a
 // full disk fails here and not as SIGBUS on a store). Leaves `t` unchanged
 // on failure.
-bool MapWindow(ThreadBuffer* t, uint64_t from, uint64_t bytes) {
+bool MapWindow(ThreadBuffer* t, int fd, uint64_t from, uint64_t bytes) {
+  if (fd < 0) return false;
   const uint64_t offset = from & ~(kPage - 1);
   bytes = (bytes + (from - offset) + kPage - 1) & ~(kPage - 1);
-  if (fallocate(t->fd, 0, static_cast<off_t>(offset), static_cast<off_t>(bytes)) != 0) {
+  if (fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(bytes)) != 0) {
     if (errno != EOPNOTSUPP) return false;
     // No fallocate on this file system: extend the file sparsely.
     struct stat st;
-    if (fstat(t->fd, &st) != 0) return false;
+    if (fstat(fd, &st) != 0) return false;
     if (static_cast<uint64_t>(st.st_size) < offset + bytes &&
-        ftruncate(t->fd, static_cast<off_t>(offset + bytes)) != 0) {
+        ftruncate(fd, static_cast<off_t>(offset + bytes)) != 0) {
       return false;
     }
   }
-  void* window = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, t->fd,
+  void* window = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
                       static_cast<off_t>(offset));
   if (window == MAP_FAILED) return false;
   uint64_t* const old_window = t->window;
@@ -531,8 +554,23 @@ bool MapWindow(ThreadBuffer* t, uint64_t from, uint64_t bytes) {
   t->pos = t->window + (pos_offset - offset) / 8;
   t->start = DataStart(t);
   t->end = t->window + bytes / 8 - 1;  // one word kept for a `lost` marker
+  t->lost_word = nullptr;              // a pointer into the old window
   if (old_window != nullptr) munmap(old_window, old_bytes);
   return true;
+}
+
+std::string EventsPath(const ThreadBuffer* t) {
+  return InDir(*g_state, g_state->key + "-" + std::to_string(t->tid) + ".events");
+}
+
+// MapWindow with the thread's file opened for the occasion. No allocation:
+// a window may fill up inside a signal handler (the path was kept at open).
+bool RemapWindow(ThreadBuffer* t, uint64_t from, uint64_t bytes) {
+  if (t->path == nullptr) return false;
+  const int fd = open(t->path, O_RDWR | O_CLOEXEC);
+  const bool ok = MapWindow(t, fd, from, bytes);
+  if (fd >= 0) close(fd);
+  return ok;
 }
 
 void AddLost(ThreadBuffer* t, uint64_t count) {
@@ -573,33 +611,30 @@ void Unregister(ThreadBuffer* t) {
 bool OpenThreadFile(ThreadBuffer* t, uint64_t now) {
   State& s = *g_state;
   t->tid = static_cast<uint32_t>(Gettid());
-  const std::string name = s.key + "-" + std::to_string(t->tid) + ".events";
-  t->fd = openat(s.dir_fd, name.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (t->fd < 0) {
-    Note(true, "cannot create %s/%s: %s (this thread's events are counted as lost)", s.dir.c_str(),
-         name.c_str(), strerror(errno));
+  const std::string path = EventsPath(t);
+  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    Note(true, "cannot create %s: %s (this thread's events are counted as lost)", path.c_str(),
+         strerror(errno));
     return false;
   }
   t->window = nullptr;
   t->pos = nullptr;
-  if (!MapWindow(t, trace::kHeaderSize, kFirstWindow)) {
-    Note(true, "cannot map %s/%s: %s (this thread's events are counted as lost)", s.dir.c_str(),
-         name.c_str(), strerror(errno));
-    close(t->fd);
-    t->fd = -1;
-    t->pos = t->end = t->start = nullptr;
-    return false;
+  void* header = MAP_FAILED;
+  if (MapWindow(t, fd, trace::kHeaderSize, kFirstWindow)) {
+    header = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (header == MAP_FAILED) munmap(t->window, t->window_bytes);
   }
-  void* header = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd, 0);
+  close(fd);
   if (header == MAP_FAILED) {
-    munmap(t->window, t->window_bytes);
-    close(t->fd);
-    t->fd = -1;
+    Note(true, "cannot map %s: %s (this thread's events are counted as lost)", path.c_str(),
+         strerror(errno));
     t->window = nullptr;
     t->pos = t->end = t->start = nullptr;
     return false;
   }
   t->header = static_cast<trace::EventHeader*>(header);
+  t->path = strdup(path.c_str());  // freed when the file is closed
   trace::EventHeader& h = *t->header;
   memcpy(h.magic, trace::kEventMagic, 8);
   h.version = trace::kEventVersion;
@@ -629,7 +664,7 @@ void CloseThreadFile(ThreadBuffer* t) {
   }
   Unregister(t);
   const uint64_t data_end = FileOffsetOf(t, t->pos);
-  if (ftruncate(t->fd, static_cast<off_t>(data_end)) != 0) {
+  if (t->path == nullptr || truncate(t->path, static_cast<off_t>(data_end)) != 0) {
     Note(true, "cannot truncate the events file of thread %u: %s", t->tid, strerror(errno));
   }
   char thread_name[16] = {};
@@ -639,8 +674,8 @@ void CloseThreadFile(ThreadBuffer* t) {
   __atomic_store_n(&t->header->flags, t->header->flags | trace::kFlagClosed, __ATOMIC_RELEASE);
   munmap(t->window, t->window_bytes);
   munmap(t->header, kPage);
-  close(t->fd);
-  t->fd = -1;
+  free(t->path);
+  t->path = nullptr;
   t->window = nullptr;
   t->header = nullptr;
   t->pos = t->end = t->start = nullptr;
@@ -662,7 +697,7 @@ bool MakeRoom(ThreadBuffer* t, uint64_t now, uint64_t words) {
       return true;
     case kOpen: {
       const uint64_t next = std::min(t->window_bytes * 2, kMaxWindow);
-      if (MapWindow(t, FileOffsetOf(t, t->pos), std::max(next, (words + 1) * 8))) return true;
+      if (RemapWindow(t, FileOffsetOf(t, t->pos), std::max(next, (words + 1) * 8))) return true;
       StartDropping(t);
       return false;
     }
@@ -671,7 +706,7 @@ bool MakeRoom(ThreadBuffer* t, uint64_t now, uint64_t words) {
         // Retry: a new window right after the `lost` marker.
         uint64_t* const lost = t->lost_word;
         t->pos = lost + 1;
-        if (MapWindow(t, FileOffsetOf(t, t->pos), std::max(kMaxWindow, (words + 1) * 8))) {
+        if (RemapWindow(t, FileOffsetOf(t, t->pos), std::max(kMaxWindow, (words + 1) * 8))) {
           t->state = kOpen;
           t->lost_word = nullptr;
           return true;
@@ -690,12 +725,14 @@ bool MakeRoom(ThreadBuffer* t, uint64_t now, uint64_t words) {
 
 void CountGated(ThreadBuffer* t) {
   if (t->state == kOpen && t->pos < t->end) {
+    // One `lost` word per run of gated events: the marker written last, if
+    // nothing was written after it, counts one more.
     uint64_t* p = t->pos;
-    const uint64_t lost_one = trace::SpecialWord(trace::kSpecialLost, 1);
-    if (p > t->start && (p[-1] & 0x3FF) == (lost_one & 0x3FF)) {
-      p[-1] += uint64_t{1} << trace::kDeltaShift;  // the marker just written: one more
+    if (t->lost_word != nullptr && t->lost_word == p - 1) {
+      *t->lost_word += uint64_t{1} << trace::kDeltaShift;
     } else {
-      *p = lost_one;
+      *p = trace::SpecialWord(trace::kSpecialLost, 1);
+      t->lost_word = p;
       t->pos = p + 1;
     }
     AddLost(t, 1);
@@ -736,10 +773,10 @@ void AfterForkChild() {
     ThreadBuffer* next = t->next;
     if (t->window != nullptr) munmap(t->window, t->window_bytes);
     if (t->header != nullptr) munmap(t->header, kPage);
-    if (t->fd >= 0) close(t->fd);
     t->window = nullptr;
     t->header = nullptr;
-    t->fd = -1;
+    free(t->path);  // the parent's file: not this process's
+    t->path = nullptr;
     t->next = t->prev = nullptr;
     t = next;
   }
@@ -804,7 +841,12 @@ std::string OwnPath(const void* address) {
 __attribute__((constructor)) void StartTracing() {
   const char* dir = getenv("PADHOOK_TRACE_DIR");
   if (dir == nullptr || *dir == '\0') {
-    Note(true, "PADHOOK_TRACE_DIR is not set: not tracing (run the program with `padhook record`)");
+    // Said only when preloaded by hand (tests link the objects directly).
+    const char* preload = getenv("LD_PRELOAD");
+    if (preload != nullptr && strstr(preload, "padhook-trace") != nullptr) {
+      Note(true,
+           "PADHOOK_TRACE_DIR is not set: not tracing (run the program with `padhook record`)");
+    }
     return;
   }
   auto* s = new State();
@@ -814,10 +856,12 @@ __attribute__((constructor)) void StartTracing() {
   s->verbose = verbose != nullptr && strcmp(verbose, "1") == 0;
   const char* save_vectors = getenv("PADHOOK_TRACE_SAVE_VECTORS");
   s->save_vectors = save_vectors != nullptr && strcmp(save_vectors, "1") == 0;
-  s->dir = dir;
-  s->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (s->dir_fd < 0) {
-    Note(true, "cannot open the trace directory %s: %s: not tracing", dir, strerror(errno));
+  // Absolute: the program may chdir.
+  char resolved[PATH_MAX];
+  s->dir = realpath(dir, resolved) != nullptr ? resolved : dir;
+  struct stat st;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
+    Note(true, "the trace directory %s is not a writable directory: not tracing", dir);
     delete s;
     return;
   }
@@ -854,14 +898,20 @@ __attribute__((constructor)) void StartTracing() {
     return;
   }
   // The handlers convert TSC ticks inline with padhook's own calibration
-  // (made now, ~1 ms, instead of at the first attach): its scale is exact
-  // (ClockToNs of two ticks 2^32 apart differ by ns_per_tick_q32), its base
-  // one sample.
-  CalibrateClock();
-  const uint64_t ticks = ReadClock();
-  g_clock.base_ticks = ticks;
-  g_clock.base_ns = ClockToNs(ticks);
-  g_clock.ns_per_tick_q32 = ClockToNs(ticks + (uint64_t{1} << 32)) - g_clock.base_ns;
+  // (made now, ~1 ms, instead of at the first attach), with its base moved
+  // 2^40 ticks back (minutes) so that their tick differences are never
+  // negative (TSCs of different CPUs may differ a little) and one unsigned
+  // multiply converts them. Exactly padhook's times: 2^40 * q32 >> 32 is
+  // q32 << 8, with no rounding (unsigned wrap-around cancels out).
+  const uint64_t before_clock = MonotonicNs();
+  const ClockScale& scale = GetClockScale();
+  if (s->verbose) {
+    Note(true, "clock calibration %.3f ms (padhook's, once per process)",
+         (MonotonicNs() - before_clock) / 1e6);
+  }
+  g_clock.base_ticks = scale.base_ticks - (uint64_t{1} << 40);
+  g_clock.base_ns = scale.base_ns - (scale.ns_per_tick_q32 << 8);
+  g_clock.ns_per_tick_q32 = scale.ns_per_tick_q32;
   if (!WriteProcessJsonNew(*s)) return;
   g_state = s;
   s->active = true;
@@ -870,7 +920,12 @@ __attribute__((constructor)) void StartTracing() {
   std::lock_guard lock(s->functions_mutex);
   const uint64_t begin = s->start_ns;
   AttachNewModulesLocked(*s);
-  if (s->verbose) Note(true, "start-up %.3f ms", (MonotonicNs() - begin) / 1e6);
+  if (s->verbose) {
+    timespec cpu;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+    Note(true, "start-up %.3f ms (the process's thread CPU time so far: %.3f ms)",
+         (MonotonicNs() - begin) / 1e6, (cpu.tv_sec * 1e9 + cpu.tv_nsec) / 1e6);
+  }
 }
 
 void AfterDlopen(void* handle) {

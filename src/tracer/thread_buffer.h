@@ -48,8 +48,8 @@ struct ThreadBuffer {
   uint32_t depth;    // calls entered and not yet exited on this thread (all, recorded or not)
   uint32_t state;    // BufferState
   // ---- slow path ----
-  int fd;
   uint32_t tid;
+  char* path;                  // the events file (malloc'ed at open, freed at close)
   trace::EventHeader* header;  // one-page mapping of the file's first page
   uint64_t* window;            // the window's mapping
   uint64_t window_offset;      // file offset of `window` (page aligned)
@@ -93,9 +93,10 @@ bool MakeRoom(ThreadBuffer* t, uint64_t now_ns, uint64_t words)
 // not written yet (see runtime.cc, "gates").
 void CountGated(ThreadBuffer* t) __attribute__((visibility("hidden"), force_align_arg_pointer));
 
-// The handlers (handlers.cc). user_data: the batch's gate (a uint8_t, 1 once
-// the batch's `F` lines are in the functions file).
-void OnEntry(padhook_call* call, void* gate) __attribute__((visibility("hidden")));
-void OnExit(padhook_call* call, void* gate) __attribute__((visibility("hidden")));
+// The handlers (handlers.cc), specialized on the configuration above (read
+// it once it is final). user_data: the batch's gate (a uint8_t, 1 once the
+// batch's `F` lines are in the functions file).
+padhook_handler EntryHandler() __attribute__((visibility("hidden")));
+padhook_handler ExitHandler() __attribute__((visibility("hidden")));
 
 }  // namespace padhook::tracer

@@ -12,12 +12,16 @@
 //   durations    short and long calls for --min-duration
 //   wait         enters waiting() and sleeps until killed
 //   many N       N calls of leaf() (for a trace that cannot grow: disk full)
+//   daemon FILE  closes every descriptor above 2, opens FILE (taking the
+//                lowest number), writes to it, then makes 100,000 calls and
+//                exits with FILE still open
 //   oracle       a pseudo-random call graph; prints its per-function call
 //                counts (compiled in) for comparison with the trace
 //
 // Every traced function is noinline and does work after its callees return,
 // so that no optimization level removes, merges or tail-calls them.
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -234,6 +238,14 @@ TRACED void scenario_many(long n) {
   g_sink = g_sink + 1;
 }
 
+TRACED void scenario_daemon(const char* path) {
+  for (int fd = 3; fd < 1024; ++fd) close(fd);
+  const int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0 || write(fd, "precious\n", 9) != 9) exit(1);
+  for (long i = 0; i < 100000; ++i) leaf(1);
+  g_sink = g_sink + static_cast<unsigned long>(fd);
+}
+
 TRACED void waiting() {
   for (;;) pause();
 }
@@ -274,6 +286,8 @@ int main(int argc, char** argv) {
     scenario_durations();
   } else if (scenario == "many" && argc > 2) {
     scenario_many(atol(argv[2]));
+  } else if (scenario == "daemon" && argc > 2) {
+    scenario_daemon(argv[2]);
   } else if (scenario == "wait") {
     waiting();
   } else if (scenario == "oracle") {

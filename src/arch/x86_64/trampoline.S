@@ -15,9 +15,10 @@
 //                     aligned stack without aligning it. So the frame's xmm
 //                     slots are saved with movups, every C++ function
 //                     called from here realigns its stack on entry
-//                     (force_align_arg_pointer), and a call on a misaligned
-//                     stack takes the slow path (entry and exit), whose C++
-//                     calls the handlers on an aligned stack.
+//                     (force_align_arg_pointer), and handlers are called 8
+//                     bytes lower on a misaligned stack (RUN_ENTRY_CALLS and
+//                     the return trampoline's exit calls), so they always
+//                     get the ABI's alignment.
 //
 // Register contract
 //   Preserved for the function exactly as its caller left them (unless a
@@ -133,10 +134,26 @@
   movups XMM+112(%rsp), %xmm7
   .endm
 
-  // R3; expects rbx = the block (it has at least one entry call).
-  // Clobbers everything caller-saved.
+  // R3; expects rbx = the block (it has at least one entry call), rsp =
+  // the frame. Clobbers everything caller-saved. Handlers are called on a
+  // 16-byte aligned stack: on a misaligned one (see the top) 8 bytes lower,
+  // the frame then at rsp + 8.
   .macro RUN_ENTRY_CALLS
   add $BLOCK_ENTRY_CALLS, %rbx
+  test $8, %spl
+  jz 1f
+  sub $8, %rsp
+  .cfi_adjust_cfa_offset 8
+2:
+  lea 8(%rsp), %rdi
+  mov 8(%rbx), %rsi
+  call *(%rbx)
+  add $16, %rbx
+  cmpq $0, (%rbx)
+  jne 2b
+  add $8, %rsp
+  .cfi_adjust_cfa_offset -8
+  jmp 3f
 1:
   mov %rsp, %rdi
   mov 8(%rbx), %rsi
@@ -144,6 +161,7 @@
   add $16, %rbx
   cmpq $0, (%rbx)
   jne 1b
+3:
   .endm
 
   // R4.
@@ -197,11 +215,6 @@ padhook_trampoline:
 1:
   mov %rdi, FUNCTION(%rsp)
   movq $0, STAMP(%rsp)
-  // A misaligned stack (see the top): handlers are C functions that may
-  // rely on the ABI's 16-byte alignment (movaps of a local, printf with a
-  // double), so such calls take the slow path, whose C++ realigns.
-  test $8, %spl
-  jnz .Lslow
   // R1.
   mov TLS_RECORD@gottpoff(%rip), %rcx
   mov %fs:(%rcx), %rcx
@@ -413,12 +426,8 @@ padhook_trampoline:
   mov (%rdi,%rax), %rax
   mov %rax, (%rdi)
   // The common case here: a registered thread outside any read section,
-  // whose top shadow frame is this call's and the only one with its retp,
-  // on an aligned stack (exit handlers may rely on it, see the top).
-  // The rest (nested, dead frames to pop, tail calls, a lost frame, a
-  // misaligned stack) in C++.
-  test $8, %spl
-  jnz 8f
+  // whose top shadow frame is this call's and the only one with its retp.
+  // The rest (nested, dead frames to pop, tail calls, a lost frame) in C++.
   mov TLS_RECORD@gottpoff(%rip), %rcx
   mov %fs:(%rcx), %rcx
   testw $0xFFFF, (%rcx)
@@ -457,6 +466,26 @@ padhook_trampoline:
   add BLOCK_EXIT_CALLS_OFFSET(%rbx), %rbx
   cmpq $0, (%rbx)
   je 7f
+  // Exit handlers run on a 16-byte aligned stack, as entry handlers do
+  // (RUN_ENTRY_CALLS): on a misaligned one, 8 bytes lower.
+  test $8, %spl
+  jz 2f
+  sub $8, %rsp
+  .cfi_adjust_cfa_offset 8
+4:
+  mov 16(%rbx), %rax
+  cmp BLOCK+8(%rsp), %rax
+  ja 5f                                      // attached after the call entered
+  lea 8(%rsp), %rdi
+  mov 8(%rbx), %rsi
+  call *(%rbx)
+5:
+  add $EXIT_CALL_SIZE, %rbx
+  cmpq $0, (%rbx)
+  jne 4b
+  add $8, %rsp
+  .cfi_adjust_cfa_offset -8
+  jmp 7f
 2:
   mov 16(%rbx), %rax
   cmp BLOCK(%rsp), %rax
