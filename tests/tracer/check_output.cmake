@@ -1,5 +1,6 @@
 # cmake -DPADHOOK=<padhook> -DTRACE=<dir> -DARGS="report|--format|json"
-#       -DEXPECTED=<file> [-DEXPECT_STATUS=N] [-DSTDERR_MATCH=<regex>] -P check_output.cmake
+#       -DEXPECTED=<file> [-DEXPECT_STATUS=N] [-DSTDERR_MATCH=<regex>]
+#       [-DSTDOUT_MATCH=<regex>] -P check_output.cmake
 #
 # Runs `padhook ARGS -i TRACE`, replaces TRACE in the output by "TRACE", and
 # compares it with EXPECTED byte for byte. With PADHOOK_UPDATE_GOLDEN=1 in the
@@ -15,6 +16,9 @@ if(NOT rc EQUAL EXPECT_STATUS)
 endif()
 if(DEFINED STDERR_MATCH AND NOT err MATCHES "${STDERR_MATCH}")
   message(FATAL_ERROR "padhook ${ARGS}: stderr does not match '${STDERR_MATCH}':\n${err}")
+endif()
+if(DEFINED STDOUT_MATCH AND NOT out MATCHES "${STDOUT_MATCH}")
+  message(FATAL_ERROR "padhook ${ARGS}: stdout does not match '${STDOUT_MATCH}':\n${out}")
 endif()
 string(REPLACE "${TRACE}" "TRACE" out "${out}")
 if(NOT DEFINED EXPECTED)

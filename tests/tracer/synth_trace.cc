@@ -2,6 +2,7 @@
 // for the readers' golden tests and benchmark.
 //
 //   synth_trace golden DIR        the fixed trace of tests/tracer/golden/
+//   synth_trace corrupt DIR       the same with a bad header and an unknown word
 //   synth_trace bench DIR CALLS   one thread making CALLS calls (streamed)
 #include <cstdint>
 #include <cstdio>
@@ -187,6 +188,22 @@ int Bench(const fs::path& dir, uint64_t calls) {
   return 0;
 }
 
+// The golden trace plus two damaged files: one whose header is bad (an
+// error: the file is left out) and one with an unknown special word after
+// two events (a warning: its data ends there).
+void Corrupt(const fs::path& dir) {
+  Golden(dir);
+  ThreadEvents cut(1000, 1003, kT0 + 700, "cut");
+  cut.Entry(2, kT0 + 800);
+  cut.Exit(2, kT0 + 900);
+  cut.Raw(padhook::synthetic::SpecialWord(9, 0));  // at byte 80
+  cut.Entry(2, kT0 + 1000);
+  cut.Write(dir, "1000", true);
+  auto bad = ThreadEvents(1000, 1004, kT0).Bytes(true);
+  std::memcpy(bad.data(), "PHEVENT2", 8);
+  ThreadEvents::WriteFile(dir / "1000-1004.events", bad);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -194,9 +211,15 @@ int main(int argc, char** argv) {
     Golden(argv[2]);
     return 0;
   }
+  if (argc == 3 && std::strcmp(argv[1], "corrupt") == 0) {
+    Corrupt(argv[2]);
+    return 0;
+  }
   if (argc == 4 && std::strcmp(argv[1], "bench") == 0) {
     return Bench(argv[2], std::strtoull(argv[3], nullptr, 10));
   }
-  std::fprintf(stderr, "usage: synth_trace golden DIR | synth_trace bench DIR CALLS\n");
+  std::fprintf(stderr,
+               "usage: synth_trace golden DIR | synth_trace corrupt DIR | synth_trace bench DIR "
+               "CALLS\n");
   return 2;
 }

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -370,8 +371,21 @@ TEST_F(TraceDir, BadEventsHeaderIsAnErrorNamingTheFile) {
   auto bytes = ThreadEvents(10, 11, 0).Bytes(true);
   Put32(bytes, 8, 9);
   ThreadEvents::WriteFile(dir_ / "10-11.events", bytes);
-  EXPECT_EQ(OpenError(dir_), (dir_ / "10-11.events").string() +
-                                 ": byte 8: unsupported version 9 (this reader knows 1)");
+  ThreadEvents(10, 12, 0).Write(dir_, "10", true);     // a good one next to it
+  ThreadEvents::WriteFile(dir_ / "10-13.events", {});  // created, never written
+  Trace trace = Trace::Open(dir_);
+  const std::vector<std::string> expected = {
+      (dir_ / "10-11.events").string() +
+          ": byte 8: unsupported version 9 (this reader knows 1); the file is left out",
+      (dir_ / "10-13.events").string() +
+          ": byte 0: the file ends inside its 64-byte header (it has 0 bytes); the file is left "
+          "out"};
+  std::vector<std::string> errors = trace.errors();
+  std::sort(errors.begin(), errors.end());
+  EXPECT_EQ(errors, expected);
+  ASSERT_EQ(trace.images().size(), 1u);
+  ASSERT_EQ(trace.images()[0].threads.size(), 1u);
+  EXPECT_EQ(trace.images()[0].threads[0].tid, 12u);
 }
 
 TEST_F(TraceDir, FunctionTablesAndForkedImagesShareFunctions) {

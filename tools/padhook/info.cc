@@ -133,6 +133,7 @@ int RunInfo(const InfoOptions& options) {
     json["events_lost"] = total_lost;
     json["exits_lost"] = total_exits_lost;
     json["functions_patched"] = total_patched;
+    json["unreadable_files"] = trace.errors();
     nlohmann::ordered_json processes = nlohmann::ordered_json::array();
     for (const trace::ProcessImage& image : trace.images()) {
       nlohmann::ordered_json p = {
@@ -209,6 +210,10 @@ int RunInfo(const InfoOptions& options) {
     std::cout << "unfinished calls:  " << total_unfinished << " (open when the trace ends)\n";
   if (total_without_entry != 0)
     std::cout << "exits w/o entry:   " << total_without_entry << " (skipped)\n";
+  if (!trace.errors().empty()) {
+    std::cout << "unreadable:        " << trace.errors().size()
+              << " events files (left out: errors on stderr)\n";
+  }
 
   for (const trace::ProcessImage& image : trace.images()) {
     std::cout << "\nprocess " << image.key << ": pid " << image.pid << ", ppid " << image.ppid;

@@ -17,6 +17,7 @@ namespace {
 struct Diagnostics {
   const char* command = "padhook";
   std::vector<std::string> messages;
+  bool failed = false;  // an error was reported: exit status 1
 };
 
 Diagnostics& diagnostics() {
@@ -54,14 +55,19 @@ int RunTraceCommand(const char* name, const std::function<int()>& body) {
     std::cerr << "padhook " << name << ": error: " << error.what() << '\n';
     return 1;
   }
+  const bool failed = diagnostics().failed;
   FlushDiagnostics();
-  return status;
+  return failed && status == 0 ? 1 : status;
 }
 
 void Warn(std::string message) { diagnostics().messages.push_back("warning: " + message); }
 void Note(std::string message) { diagnostics().messages.push_back("note: " + message); }
 
 void PrintTraceWarnings(const trace::Trace& trace) {
+  for (const std::string& error : trace.errors()) {
+    diagnostics().messages.push_back("error: " + error);
+    diagnostics().failed = true;
+  }
   for (const std::string& warning : trace.warnings()) Warn(warning);
 }
 

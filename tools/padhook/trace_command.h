@@ -25,7 +25,9 @@ void AddInputOption(CLI::App& command, std::string& dir);
 
 // Runs `body` for subcommand `name`: a TraceError (or any exception) is
 // printed as "padhook <name>: <message>" and gives exit status 1. Warnings
-// pushed with Warn() are printed to stderr after the body ran.
+// pushed with Warn() are printed to stderr after the body ran; the trace's
+// errors (PrintTraceWarnings) too, and they make the exit status 1 (the
+// output covers the readable files).
 int RunTraceCommand(const char* name, const std::function<int()>& body);
 void Warn(std::string message);
 void Note(std::string message);  // "padhook <name>: note: ..."

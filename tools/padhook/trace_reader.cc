@@ -283,23 +283,33 @@ Trace Trace::Open(const fs::path& dir) {
     if (it == threads_by_key.end()) continue;
     image.threads = std::move(it->second);
     threads_by_key.erase(it);
+    // A file with a bad header is an error, and left out: the other
+    // threads stay readable (a writer killed before it wrote a header
+    // leaves one such file).
+    std::vector<ThreadFile> readable;
     for (ThreadFile& thread : image.threads) {
       // The header only: 64 bytes, no mapping.
       uint8_t bytes[kHeaderSize];
-      size_t got = 0;
       std::ifstream in(thread.path, std::ios::binary);
-      if (!in) throw TraceError(thread.path.string() + ": cannot open: " + ErrnoText(errno));
+      if (!in) {
+        trace.errors_.push_back(thread.path.string() + ": cannot open: " + ErrnoText(errno));
+        continue;
+      }
       in.read(reinterpret_cast<char*>(bytes), sizeof bytes);
-      got = static_cast<size_t>(in.gcount());
+      const size_t got = static_cast<size_t>(in.gcount());
       thread.file_size = fs::file_size(thread.path, error);
-      if (auto problem = ParseEventHeader({bytes, got}, thread.path.string(), &thread.header))
-        throw TraceError(*problem);
+      if (auto problem = ParseEventHeader({bytes, got}, thread.path.string(), &thread.header)) {
+        trace.errors_.push_back(*problem + "; the file is left out");
+        continue;
+      }
       if (thread.header.tid != thread.tid) {
         trace.warnings_.push_back(thread.path.string() + ": byte 20: the header's tid " +
                                   std::to_string(thread.header.tid) +
                                   " differs from the file name's");
       }
+      readable.push_back(std::move(thread));
     }
+    image.threads = std::move(readable);
     // A process file without its fields (unreadable): the headers know the pid.
     if (image.pid == 0 && !image.threads.empty()) image.pid = image.threads.front().header.pid;
     std::sort(image.threads.begin(), image.threads.end(),

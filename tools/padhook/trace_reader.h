@@ -343,8 +343,9 @@ inline constexpr uint32_t kNoFunction = UINT32_MAX;
 
 class Trace {
  public:
-  // Reads the directory's metadata (not the events): throws TraceError when
-  // it is missing, not a directory, or holds no process image.
+  // Reads the directory's metadata and the events files' headers: throws
+  // TraceError when it is missing, not a directory, or holds no process
+  // image.
   static Trace Open(const std::filesystem::path& dir);
 
   const std::filesystem::path& dir() const { return dir_; }
@@ -353,6 +354,9 @@ class Trace {
   const std::vector<GlobalFunction>& functions() const { return functions_; }
   // Non-fatal problems found while opening (bad lines, stray files).
   const std::vector<std::string>& warnings() const { return warnings_; }
+  // Files that could not be read at all (a bad events header: the message
+  // names the file and byte offset); they are left out of images().
+  const std::vector<std::string>& errors() const { return errors_; }
 
   // The global index of raw function id `id` of image `image`; an id the
   // table never defined gets an entry of its own ("<unknown function #id>").
@@ -386,6 +390,7 @@ class Trace {
   std::vector<GlobalFunction> functions_;
   std::map<std::tuple<std::string, uint64_t, std::string>, uint32_t> by_identity_;
   std::vector<std::string> warnings_;
+  std::vector<std::string> errors_;
 };
 
 }  // namespace padhook::trace
