@@ -11,9 +11,12 @@ PACKAGES=(
   libelf-dev libdw-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   valgrind binutils lld gdb
+  python3 libclang-rt-14-dev
 )
-# bench/peers.sh: LLVM XRay's runtime, uftrace, uprobes through bpftrace, plots.
-PEERS_PACKAGES=(libclang-rt-14-dev uftrace bpftrace gnuplot-nox)
+# python3: the tracer's end-to-end tests. libclang-rt-14-dev: libFuzzer for the
+# clang build's fuzz tests (and LLVM XRay's runtime for bench/peers.sh).
+# bench/peers.sh also needs: uftrace, uprobes through bpftrace, plots.
+PEERS_PACKAGES=(uftrace bpftrace gnuplot-nox)
 case ${1:-} in
   "") ;;
   --peers) PACKAGES+=("${PEERS_PACKAGES[@]}") ;;
