@@ -9,7 +9,6 @@
 // stop GCC from inlining them).
 #include <cstdint>
 
-#include "arch.h"
 #include "hooks/call_frame.h"
 #include "hooks/clock.h"
 
@@ -48,7 +47,9 @@ void RecordEventInline(padhook_call* c, void*) {
     c->stamp |= ticks;
   }
   const uint64_t kind = c->stamp >> 62 == 0 ? 1 : (c->stamp & padhook::kStampUnwound ? 3 : 2);
-  uint32_t index = 0;
-  padhook::arch::ReadMetaIndex(c->function, &index);
+  // The function's metadata index, from its padding (`mov eax, imm32` right
+  // before the entry: the function is attached, so the slot holds it).
+  uint32_t index;
+  __builtin_memcpy(&index, reinterpret_cast<const char*>(c->function) - 4, sizeof(index));
   Append(kind, index, padhook::TicksToNs(*g_scale, ticks));
 }

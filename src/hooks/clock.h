@@ -15,13 +15,13 @@
 // Calibration never waits for another thread, so it is async-signal-safe.
 #pragma once
 
-#include <x86intrin.h>
-
 #include <cstdint>
 
 namespace padhook {
 
-inline uint64_t ReadClock() noexcept { return __rdtsc(); }
+// The builtin, not <x86intrin.h>: handlers built with -mgeneral-regs-only
+// include this header, and clang rejects the intrinsics headers there.
+inline uint64_t ReadClock() noexcept { return __builtin_ia32_rdtsc(); }
 
 // The conversion from ReadClock() ticks to ns: immutable once published.
 struct ClockScale {
