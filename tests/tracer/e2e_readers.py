@@ -130,8 +130,12 @@ def main():
     trace = os.path.join(ARGS.work, "padhook.data")
     shutil.rmtree(ARGS.work, ignore_errors=True)
     os.makedirs(ARGS.work)
+    environment = dict(os.environ)
+    if os.environ.get("PADHOOK_TEST_PRELOAD"):  # sanitizer builds (tests/tracer/CMakeLists.txt)
+        environment["LD_PRELOAD"] = os.environ["PADHOOK_TEST_PRELOAD"]
     record = subprocess.run([ARGS.padhook, "record", "-o", trace, "-F", "e2e::*", "-F", "main",
-                             "--", ARGS.program], capture_output=True, text=True, cwd=ARGS.work)
+                             "--", ARGS.program], capture_output=True, text=True, cwd=ARGS.work,
+                            env=environment)
     expected_status = 128 + 9 if ARGS.killed else 0
     if record.returncode != expected_status:
         sys.exit("padhook record exited %d, expected %d:\n%s\n%s" %
