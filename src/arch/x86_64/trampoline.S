@@ -143,7 +143,9 @@
   test $8, %spl
   jz 1f
   sub $8, %rsp
-  .cfi_adjust_cfa_offset 8
+  // Absolute offsets: clang's assembler does not restore the offset that
+  // .cfi_adjust_cfa_offset counts from at .cfi_restore_state.
+  .cfi_def_cfa_offset FRAME + 16
 2:
   lea 8(%rsp), %rdi
   mov 8(%rbx), %rsi
@@ -152,7 +154,7 @@
   cmpq $0, (%rbx)
   jne 2b
   add $8, %rsp
-  .cfi_adjust_cfa_offset -8
+  .cfi_def_cfa_offset FRAME + 8
   jmp 3f
 1:
   mov %rsp, %rdi
@@ -471,7 +473,7 @@ padhook_trampoline:
   test $8, %spl
   jz 2f
   sub $8, %rsp
-  .cfi_adjust_cfa_offset 8
+  .cfi_def_cfa_offset 1 + FRAME + 16 + 8      // absolute, as in RUN_ENTRY_CALLS
 4:
   mov 16(%rbx), %rax
   cmp BLOCK+8(%rsp), %rax
@@ -484,7 +486,7 @@ padhook_trampoline:
   cmpq $0, (%rbx)
   jne 4b
   add $8, %rsp
-  .cfi_adjust_cfa_offset -8
+  .cfi_def_cfa_offset 1 + FRAME + 16
   jmp 7f
 2:
   mov 16(%rbx), %rax
