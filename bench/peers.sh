@@ -5,9 +5,10 @@
 #                  [--no-build] [--no-install] [--report-only]
 #
 #   (default)     the full run: 7 rounds, 5 M calls per timing, 10 M-call traces
-#                 (measured: 282 s of measuring on 2 cores, plus the build)
-#   --quick       5 rounds, smaller loops and traces (measured: 272 s from an
-#                 empty build directory on 2 cores, build included; bound: 10 min)
+#                 (measured: 373 s of measuring on 2 cores, plus the build)
+#   --quick       5 rounds, smaller loops and traces (measured: 389 s from an
+#                 empty build directory on 2 cores, build included, while
+#                 another build ran; bound: 10 min)
 #   --tiny        1 round of tiny loops: checks that everything runs (the ctest
 #                 peers_runner_smoke); its numbers mean nothing
 #   --out DIR     where the table (table.txt), its JSON (table.json), the plots
