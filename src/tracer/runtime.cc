@@ -94,6 +94,7 @@
 #include "padhook/function_table.h"
 #include "padhook/hooks.h"
 #include "padhook/padhook.h"
+#include "tracer/duration.h"
 #include "tracer/thread_buffer.h"
 #include "tracer/trace_format.h"
 
@@ -320,29 +321,6 @@ std::vector<std::string> SplitGlobs(const char* value) {
     begin = end + 1;
   }
   return globs;
-}
-
-// "10us", "2ms", "1s", "500ns", "1500" (ns). Returns false when malformed.
-bool ParseDuration(const char* text, uint64_t* ns) {
-  char* end = nullptr;
-  errno = 0;
-  const double value = strtod(text, &end);
-  if (end == text || errno != 0 || value < 0) return false;
-  std::string unit(end);
-  double scale = 1;
-  if (unit.empty() || unit == "ns") {
-    scale = 1;
-  } else if (unit == "us") {
-    scale = 1e3;
-  } else if (unit == "ms") {
-    scale = 1e6;
-  } else if (unit == "s") {
-    scale = 1e9;
-  } else {
-    return false;
-  }
-  *ns = static_cast<uint64_t>(value * scale + 0.5);
-  return true;
 }
 
 // ---- Function selection -------------------------------------------------------

@@ -29,6 +29,7 @@
 
 #include "commands.h"
 #include "padhook/function_table.h"
+#include "tracer/duration.h"
 #include "tracer/trace_format.h"
 
 namespace padhook::tool {
@@ -49,34 +50,6 @@ uint64_t MonotonicNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-// "10us", "2ms", "1.5s", "500ns", "1500" (ns) -> ns; false when malformed.
-// (The runtime parses the same syntax; the launcher passes plain ns.)
-bool ParseDuration(const std::string& text, uint64_t* ns) {
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    return false;
-  }
-  const std::string unit = text.substr(used);
-  double scale;
-  if (unit.empty() || unit == "ns") {
-    scale = 1;
-  } else if (unit == "us") {
-    scale = 1e3;
-  } else if (unit == "ms") {
-    scale = 1e6;
-  } else if (unit == "s") {
-    scale = 1e9;
-  } else {
-    return false;
-  }
-  if (value < 0) return false;
-  *ns = static_cast<uint64_t>(value * scale + 0.5);
-  return true;
 }
 
 // The program as execvp would find it.
@@ -257,7 +230,8 @@ int RunRecord(const RecordOptions& options) {
     return 2;
   }
   uint64_t min_duration_ns = 0;
-  if (!options.min_duration.empty() && !ParseDuration(options.min_duration, &min_duration_ns)) {
+  if (!options.min_duration.empty() &&
+      !tracer::ParseDuration(options.min_duration.c_str(), &min_duration_ns)) {
     std::cerr << "padhook record: --min-duration " << options.min_duration
               << ": not a duration (examples: 500ns, 10us, 2ms, 1s)\n";
     return 2;
