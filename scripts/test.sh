@@ -26,6 +26,7 @@ configs=("$@")
 
 declare -A result
 failed=0
+failed_dirs=()
 
 # run_config <name> <build dir> <CC> <CXX> [cmake options...]
 run_config() {
@@ -46,6 +47,7 @@ run_config() {
   else
     result[$name]="tests FAILED"
     failed=1
+    failed_dirs+=("$name:$dir")
   fi
   result[$name]+=" (build ${built}s, tests $((SECONDS - start - built))s)"
 }
@@ -59,6 +61,15 @@ for config in "${configs[@]}"; do
     tsan) run_config tsan build-tsan gcc g++ -DPADHOOK_SANITIZE=thread -DPADHOOK_BUILD_BENCH=OFF ;;
     *) echo "test.sh: unknown configuration '$config' (gcc, clang, asan, tsan)" >&2; exit 2 ;;
   esac
+done
+
+# CI shows only the end of this script's output, so repeat what failed there:
+# the names, then each failed test's own output (ctest's log of the run).
+for entry in "${failed_dirs[@]}"; do
+  name=${entry%%:*} dir=${entry#*:}
+  echo "==> [$name] failed tests:"
+  sed 's/^[0-9]*:/  /' "$dir/Testing/Temporary/LastTestsFailed.log" 2>/dev/null
+  python3 scripts/failed-test-output.py "$dir/Testing/Temporary/LastTest.log" 2>/dev/null | tail -n 60
 done
 
 summary=

@@ -68,6 +68,7 @@ struct ThreadCheck {
 };
 thread_local ThreadCheck tls_check[kClients];
 thread_local bool tls_worker = false;
+thread_local uint64_t tls_signal_calls = 0;  // hooked calls made by this thread's signal handler
 
 // Written by the main thread (seq_cst), read by workers: odd while the client
 // is fully attached (set after attach returned, cleared before detach).
@@ -114,6 +115,7 @@ void OnSignal(int) {
   const int saved = errno;
   if (soak_in_signal(7) != ((7 * 5 + 1) ^ 0x55)) g_wrong.fetch_add(1, std::memory_order_relaxed);
   g_signal_calls.fetch_add(1, std::memory_order_relaxed);
+  ++tls_signal_calls;
   errno = saved;
 }
 
@@ -128,6 +130,30 @@ struct Totals {  // per worker, summed at the end
   // the stack here shows the lost one on top.
   uint64_t transition_misordered = 0;
 };
+
+// Says what a violating iteration did, the first few times: enough to tell a
+// lost exit of an exception's frames from one of a signal handler's call.
+std::atomic<int> g_reports{0};
+void ReportViolation(int worker, int client, const ThreadCheck& k, int64_t balance_delta,
+                     uint64_t entries, uint64_t expected, bool threw, int throw_depth,
+                     int recurse_depth, uint64_t signal_calls, bool forked) {
+  if (g_reports.fetch_add(1) >= 5) return;
+  std::string stack;
+  for (int i = 0; i < k.depth && i < kMaxDepth && i < 8; ++i) {
+    Dl_info info{};
+    const void* fn = reinterpret_cast<const void*>(k.stack[i]);
+    stack += (dladdr(fn, &info) != 0 && info.dli_sname != nullptr) ? info.dli_sname : "?";
+    stack += ' ';
+  }
+  std::fprintf(stderr,
+               "soak: violation: worker %d client %d: balance changed by %ld, depth %d (open: "
+               "%s), %lu entries for %lu calls; this iteration threw through %d frames: %s, "
+               "recursed %d, signal-handler calls %lu, forked %s\n",
+               worker, client, static_cast<long>(balance_delta), k.depth, stack.c_str(),
+               static_cast<unsigned long>(entries), static_cast<unsigned long>(expected),
+               throw_depth, threw ? "yes" : "no", recurse_depth,
+               static_cast<unsigned long>(signal_calls), forked ? "yes" : "no");
+}
 
 // One worker: loops until stop; returns its figures.
 void Worker(int id, const std::vector<padhook::reliab::Fn>& fns, const std::atomic<bool>& stop,
@@ -152,6 +178,9 @@ void Worker(int id, const std::vector<padhook::reliab::Fn>& fns, const std::atom
     }
     // The calls of one iteration, and how many hooked calls they make.
     uint64_t soak_calls = 0, stress_calls = 0, leaf_calls = 0;
+    const uint64_t signal_calls0 = tls_signal_calls;
+    bool threw = false, forked = false;
+    int throw_depth = -1;
     const int x = static_cast<int>(rng() % 1000);
     if (soak_pair(x) != (x * 5 + 1) + ((x + 1) * 5 + 1)) ++g_wrong;
     soak_calls += 3, leaf_calls += 2;
@@ -160,6 +189,7 @@ void Worker(int id, const std::vector<padhook::reliab::Fn>& fns, const std::atom
     soak_calls += static_cast<uint64_t>(depth) + 2, leaf_calls += 1;
     if (rng() % 4 == 0) {
       const int d = static_cast<int>(rng() % 12);
+      threw = true, throw_depth = d;
       try {
         (void)soak_thrower(d, x);
         ++g_wrong;
@@ -173,6 +203,7 @@ void Worker(int id, const std::vector<padhook::reliab::Fn>& fns, const std::atom
       ++stress_calls;
     }
     if (rng() % 3000 == 0) {  // a child that calls hooked functions, then exits
+      forked = true;
       const pid_t pid = fork();
       if (pid == 0) {
         bool ok = soak_pair(3) == 16 + 21 && soak_recurse(5, 2) == 16;
@@ -205,9 +236,14 @@ void Worker(int id, const std::vector<padhook::reliab::Fn>& fns, const std::atom
       t.misordered += order;
       const uint64_t entries = k.entries - e0[c];
       ++t.checked;
-      if (entries < expected[c]) ++t.missed;            // a call the handler did not see
-      if (c < 2 && k.balance != b0[c]) ++t.unbalanced;  // entry+exit clients
-      if (c < 2 && k.depth != 0) ++t.left_open;
+      const bool missed = entries < expected[c];  // a call the handler did not see
+      const bool unbalanced = c < 2 && k.balance != b0[c];  // entry+exit clients
+      const bool left_open = c < 2 && k.depth != 0;
+      t.missed += missed, t.unbalanced += unbalanced, t.left_open += left_open;
+      if (missed || unbalanced || left_open || order != 0) {
+        ReportViolation(id, c, k, k.balance - b0[c], entries, expected[c], threw, throw_depth,
+                        depth, tls_signal_calls - signal_calls0, forked);
+      }
     }
   }
   t.imbalance = t.missed + t.unbalanced + t.left_open + t.misordered;
