@@ -234,17 +234,29 @@ class RecordTest(unittest.TestCase):
         self.assertGreater(image.process["functions_patched"], 20, "all still patched")
 
     def test_min_duration_drops_short_calls(self):
+        # Checks the rule, not a fixed outcome: short_call and parent_of_short
+        # normally take microseconds and are dropped, but on a loaded machine
+        # a preemption can make one of them last over 1 ms, and then it must
+        # be kept. (A fixed expected sequence failed CI once that way.)
         self.record(ARGS.target, "durations", options=["--min-duration", "1ms"])
         image = self.only_image()
         tid = self.main_thread(image)
-        self.assertEqual(traced(image.sequence(tid)),
+        sequence = traced(image.sequence(tid))
+        calls = [c for c in image.calls(tid) if c[0] in TRACED]
+        self.assertEqual([c for c in sequence if c[1:] not in ("short_call", "parent_of_short")],
                          ["+main", "+scenario_durations", "+long_call", "-long_call",
                           "+parent_of_long", "+long_call", "-long_call", "-parent_of_long",
                           "-scenario_durations", "-main"])
-        for name, _, end, start_ns, end_ns in image.calls(tid):
+        for i, (name, depth, end, start_ns, end_ns) in enumerate(calls):
+            self.assertEqual(end, "exit", name)
+            has_callee = i + 1 < len(calls) and calls[i + 1][1] == depth + 1
+            if not has_callee:  # what --min-duration may drop: kept only if long enough
+                self.assertGreaterEqual(end_ns - start_ns, 1_000_000, f"{name} kept")
             if name == "long_call":
-                self.assertEqual(end, "exit")
                 self.assertGreaterEqual(end_ns - start_ns, 3_000_000, "nanosleep(3 ms) inside")
+        kept_short = sum(1 for c in calls if c[0] in ("short_call", "parent_of_short"))
+        if kept_short:
+            print(f"note: {kept_short} short call(s) lasted over 1 ms (preempted) and were kept")
 
     def test_filters_decide_what_is_patched(self):
         result = self.record(ARGS.target, "oracle", options=["-F", "oracle_*", "-N", "oracle_d"])
