@@ -287,8 +287,12 @@ class RecordTest(unittest.TestCase):
         environment = dict(os.environ)
         if os.environ.get("PADHOOK_TEST_PRELOAD"):
             environment["LD_PRELOAD"] = os.environ["PADHOOK_TEST_PRELOAD"]
+        # Its own session, so that a failure can kill what it left running.
         launcher = subprocess.Popen([ARGS.padhook, "record", "-o", self.trace, ARGS.target, "wait"],
-                                    cwd=self.dir, env=environment, stderr=subprocess.PIPE, text=True)
+                                    cwd=self.dir, env=environment, stderr=subprocess.PIPE, text=True,
+                                    start_new_session=True)
+        self.addCleanup(lambda: launcher.poll() is None and os.killpg(launcher.pid, signal.SIGKILL))
+        self.addCleanup(lambda: launcher.stderr.close())
         # The program has started once a thread file holds `waiting`'s entry.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -300,8 +304,17 @@ class RecordTest(unittest.TestCase):
             except (OSError, ValueError, KeyError, tracedecode.TraceError):
                 pass
             time.sleep(0.05)
+        # The program runs by now, but the launcher may not have reached its
+        # wait yet (it once was still between fork and installing the handler
+        # that forwards: the signal must be forwarded all the same).
         launcher.send_signal(signal.SIGTERM)
-        _, stderr = launcher.communicate(timeout=60)
+        try:
+            _, stderr = launcher.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(launcher.pid, signal.SIGKILL)  # the program too: it holds the stderr pipe
+            _, stderr = launcher.communicate()
+            self.fail(f"padhook record still running 60 s after SIGTERM "
+                      f"(exit {launcher.returncode})\n{stderr}")
         self.assertEqual(launcher.returncode, 128 + 15, stderr)
         self.assertEqual(self.record_json()["signal_name"], "SIGTERM")
 

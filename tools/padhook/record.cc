@@ -294,13 +294,24 @@ int RunRecord(const RecordOptions& options) {
     std::cerr << "padhook record: pipe: " << std::strerror(errno) << "\n";
     return 2;
   }
+  // SIGINT and SIGTERM stay blocked from before the fork until the handlers
+  // that forward them are installed: one sent in between (the program may
+  // already be running) is then delivered to Forward, not lost with a
+  // launcher killed by it while the program runs on.
+  sigset_t forwarded, old_mask;
+  sigemptyset(&forwarded);
+  sigaddset(&forwarded, SIGINT);
+  sigaddset(&forwarded, SIGTERM);
+  sigprocmask(SIG_BLOCK, &forwarded, &old_mask);
   const uint64_t start_ns = MonotonicNs();
   const pid_t child = fork();
   if (child < 0) {
     std::cerr << "padhook record: fork: " << std::strerror(errno) << "\n";
+    sigprocmask(SIG_SETMASK, &old_mask, nullptr);
     return 2;
   }
   if (child == 0) {
+    sigprocmask(SIG_SETMASK, &old_mask, nullptr);  // the program gets the mask padhook got
     close(report[0]);
     setenv("PADHOOK_TRACE_DIR", dir.c_str(), 1);
     setenv("LD_PRELOAD", preload.c_str(), 1);
@@ -334,6 +345,7 @@ int RunRecord(const RecordOptions& options) {
   }, old_term{};
   sigaction(SIGINT, &action, &old_int);
   sigaction(SIGTERM, &action, &old_term);
+  sigprocmask(SIG_SETMASK, &old_mask, nullptr);  // a pending one is forwarded now
 
   int exec_error = 0;
   ssize_t got;
