@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "hooks/clock.h"
 #include "padhook/function_table.h"
 #include "tracer/duration.h"
 #include "tracer/trace_format.h"
@@ -51,6 +52,12 @@ uint64_t MonotonicNs() {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
 }
+
+// The first sample of the program's clock calibration window
+// (TakeRecordClockSample): written once by the main thread before the fork,
+// read by the child.
+ClockSample g_clock_start{};
+bool g_clock_start_taken = false;
 
 // The program as execvp would find it.
 std::string FindProgram(const std::string& name) {
@@ -294,6 +301,11 @@ int RunRecord(const RecordOptions& options) {
     std::cerr << "padhook record: pipe: " << std::strerror(errno) << "\n";
     return 2;
   }
+  if (!g_clock_start_taken) TakeRecordClockSample();
+  char clock_start[48];
+  snprintf(clock_start, sizeof clock_start, "%llu,%llu",
+           static_cast<unsigned long long>(g_clock_start.ticks),
+           static_cast<unsigned long long>(g_clock_start.ns));
   const uint64_t start_ns = MonotonicNs();
   const pid_t child = fork();
   if (child < 0) {
@@ -304,6 +316,7 @@ int RunRecord(const RecordOptions& options) {
     close(report[0]);
     setenv("PADHOOK_TRACE_DIR", dir.c_str(), 1);
     setenv("LD_PRELOAD", preload.c_str(), 1);
+    setenv("PADHOOK_TRACE_CLOCK_START", clock_start, 1);
     auto set_or_clear = [](const char* name, const std::string& value) {
       if (value.empty()) {
         unsetenv(name);
@@ -439,6 +452,11 @@ std::vector<std::string> TakeRecordCommand(std::vector<std::string>& args) {
 }
 
 std::vector<std::string> g_record_command;
+
+void TakeRecordClockSample() {
+  g_clock_start = TakeClockSample();
+  g_clock_start_taken = true;
+}
 
 CommandRunner SetupRecord(CLI::App& command) {
   auto options = std::make_shared<RecordOptions>();
