@@ -258,9 +258,9 @@ int RunRecord(const RecordOptions& options) {
               << ": no such program (or not executable)\n";
     return 127;
   }
-  // A program that is not built with the flags: nothing to record.
-  if (auto module = LoadModuleFromFile(program); !module.ok()) {
-    const Status& status = module.status();
+  // A program that is not built with the flags: nothing to record. Checked
+  // only (CheckModuleFile): the runtime reads the functions in the program.
+  if (const Status status = CheckModuleFile(program); !status.ok()) {
     if (status.code() == Errc::kNotInstrumented) {
       std::cerr << "padhook record: " << status.message() << "\n";
       return 2;
