@@ -25,6 +25,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "commands.h"
@@ -295,44 +296,56 @@ int RunRecord(const RecordOptions& options) {
     preload = std::string(existing) + ":" + library;
   }
 
+  // The program's environment, made before the fork: the child is a vfork
+  // child (no copy of this process's page tables, no copy-on-write faults
+  // here afterwards), which may only exec or _exit. Ours with the runtime's
+  // variables set, and those of record's options that are not given removed.
+  std::vector<std::pair<std::string, std::string>> settings = {
+      {"PADHOOK_TRACE_DIR", dir.string()},
+      {"LD_PRELOAD", preload},
+      {"PADHOOK_TRACE_CLOCK_START", ""},
+      {"PADHOOK_TRACE_FILTER", join(options.filters)},
+      {"PADHOOK_TRACE_EXCLUDE", join(options.excludes)},
+      {"PADHOOK_TRACE_DEPTH", options.depth ? std::to_string(options.depth) : ""},
+      {"PADHOOK_TRACE_MIN_DURATION", min_duration_ns ? std::to_string(min_duration_ns) : ""},
+  };
+  if (!g_clock_start_taken) TakeRecordClockSample();
+  settings[2].second = std::to_string(g_clock_start.ticks) + "," + std::to_string(g_clock_start.ns);
+  std::vector<std::string> environment;
+  for (char** variable = environ; *variable != nullptr; ++variable) {
+    const std::string_view entry(*variable);
+    bool replaced = false;
+    for (const auto& [name, value] : settings) {
+      replaced |=
+          entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=';
+    }
+    if (!replaced) environment.emplace_back(entry);
+  }
+  for (const auto& [name, value] : settings) {
+    if (!value.empty()) environment.push_back(name + "=" + value);
+  }
+  std::vector<char*> envp;
+  for (std::string& entry : environment) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  std::vector<char*> argv;
+  for (const std::string& arg : options.command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+
   // Report an exec failure through a close-on-exec pipe.
   int report[2];
   if (pipe2(report, O_CLOEXEC) != 0) {
     std::cerr << "padhook record: pipe: " << std::strerror(errno) << "\n";
     return 2;
   }
-  if (!g_clock_start_taken) TakeRecordClockSample();
-  char clock_start[48];
-  snprintf(clock_start, sizeof clock_start, "%llu,%llu",
-           static_cast<unsigned long long>(g_clock_start.ticks),
-           static_cast<unsigned long long>(g_clock_start.ns));
   const uint64_t start_ns = MonotonicNs();
-  const pid_t child = fork();
+  const pid_t child = vfork();
   if (child < 0) {
     std::cerr << "padhook record: fork: " << std::strerror(errno) << "\n";
     return 2;
   }
   if (child == 0) {
-    close(report[0]);
-    setenv("PADHOOK_TRACE_DIR", dir.c_str(), 1);
-    setenv("LD_PRELOAD", preload.c_str(), 1);
-    setenv("PADHOOK_TRACE_CLOCK_START", clock_start, 1);
-    auto set_or_clear = [](const char* name, const std::string& value) {
-      if (value.empty()) {
-        unsetenv(name);
-      } else {
-        setenv(name, value.c_str(), 1);
-      }
-    };
-    set_or_clear("PADHOOK_TRACE_FILTER", join(options.filters));
-    set_or_clear("PADHOOK_TRACE_EXCLUDE", join(options.excludes));
-    set_or_clear("PADHOOK_TRACE_DEPTH", options.depth ? std::to_string(options.depth) : "");
-    set_or_clear("PADHOOK_TRACE_MIN_DURATION",
-                 min_duration_ns ? std::to_string(min_duration_ns) : "");
-    std::vector<char*> argv;
-    for (const std::string& arg : options.command) argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    execv(program.c_str(), argv.data());
+    // Shares this process's memory until execve: async-signal-safe calls only.
+    execve(program.c_str(), argv.data(), envp.data());
     const int err = errno;
     (void)!write(report[1], &err, sizeof err);
     _exit(127);
