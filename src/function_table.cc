@@ -2,8 +2,8 @@
 
 #include <cxxabi.h>
 #include <dlfcn.h>
-#include <fnmatch.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <link.h>
 #include <unistd.h>
 
@@ -90,7 +90,8 @@ bool BetterName(const elf::FunctionSymbol& a, const elf::FunctionSymbol& b) {
 // recommended layout, or nullopt.
 std::optional<PatchSite> ClassifyByLayout(const ByteReader& read, uint64_t entry, uint64_t size,
                                           uintptr_t bias) {
-  std::vector<arch::Layout> layouts = {arch::RecommendedLayout(true), arch::RecommendedLayout(false)};
+  std::vector<arch::Layout> layouts = {arch::RecommendedLayout(true),
+                                       arch::RecommendedLayout(false)};
   std::sort(layouts.begin(), layouts.end(), [](const arch::Layout& a, const arch::Layout& b) {
     return a.nops_before_entry > b.nops_before_entry;
   });
@@ -124,10 +125,12 @@ std::optional<PatchSite> ClassifyByLayout(const ByteReader& read, uint64_t entry
   return std::nullopt;
 }
 
-// Adds the functions no record lists whose bytes have a recommended layout.
-void AddFunctionsByLayout(const elf::ElfImage& image, const ByteReader& read, Module& module) {
-  std::set<uint64_t> covered;  // file addresses of the entries the records gave
-  for (const Function& function : module.functions) covered.insert(function.entry - module.bias);
+// Calls found(symbol, site) for each function whose entry (a file address)
+// is not in `covered` and whose bytes have a recommended layout, naming it
+// with the best of its aliases, until found returns false.
+template <typename Found>
+void ForEachFunctionByLayout(const elf::ElfImage& image, const ByteReader& read, uintptr_t bias,
+                             const std::set<uint64_t>& covered, Found&& found) {
   const std::vector<elf::FunctionSymbol>& symbols = image.function_symbols();
   for (size_t first = 0; first < symbols.size();) {
     // Aliases: every symbol at this address; name the function with the best.
@@ -141,21 +144,31 @@ void AddFunctionsByLayout(const elf::ElfImage& image, const ByteReader& read, Mo
     const uint64_t entry = symbols[first].value;
     first = last;
     if (best == nullptr || covered.count(entry) != 0) continue;
-    const std::optional<PatchSite> site = ClassifyByLayout(read, entry, best->size, module.bias);
-    if (!site) continue;
+    const std::optional<PatchSite> site = ClassifyByLayout(read, entry, best->size, bias);
+    if (site && !found(*best, *site)) return;
+  }
+}
+
+// Adds the functions no record lists whose bytes have a recommended layout.
+void AddFunctionsByLayout(const elf::ElfImage& image, const ByteReader& read, Module& module) {
+  std::set<uint64_t> covered;  // file addresses of the entries the records gave
+  for (const Function& function : module.functions) covered.insert(function.entry - module.bias);
+  auto add = [&module](const elf::FunctionSymbol& best, const PatchSite& site) {
     Function function;
-    function.entry = module.bias + entry;
-    function.patch_area = function.entry - site->prefix_size;
-    function.size = best->size;
-    function.mangled = best->name;
-    function.name = Demangle(best->name);
+    function.entry = module.bias + best.value;  // aliases share the value
+    function.patch_area = function.entry - site.prefix_size;
+    function.size = best.size;
+    function.mangled = best.name;
+    function.name = Demangle(best.name);
     function.module = &module;
-    function.site = *site;
+    function.site = site;
     function.from_section = false;
     if (!function.site.usable()) ++module.unusable_sites;
     ++module.found_by_layout;
     module.functions.push_back(std::move(function));
-  }
+    return true;
+  };
+  ForEachFunctionByLayout(image, read, module.bias, covered, add);
 }
 
 // Fills module.functions from the patch areas the image lists and the
@@ -363,13 +376,14 @@ bool MayHavePatchableSection(const std::string& path) {
   ElfW(Ehdr) ehdr;
   if (pread(fd, &ehdr, sizeof ehdr, 0) != static_cast<ssize_t>(sizeof ehdr) ||
       std::memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0 || ehdr.e_ident[EI_CLASS] != ELFCLASS64 ||
-      ehdr.e_shentsize != sizeof(ElfW(Shdr)) || ehdr.e_shnum == 0 || ehdr.e_shstrndx == SHN_XINDEX ||
-      ehdr.e_shstrndx >= ehdr.e_shnum) {
+      ehdr.e_shentsize != sizeof(ElfW(Shdr)) || ehdr.e_shnum == 0 ||
+      ehdr.e_shstrndx == SHN_XINDEX || ehdr.e_shstrndx >= ehdr.e_shnum) {
     return true;
   }
   std::vector<ElfW(Shdr)> sections(ehdr.e_shnum);
   const ssize_t bytes = static_cast<ssize_t>(sections.size() * sizeof(ElfW(Shdr)));
-  if (pread(fd, sections.data(), static_cast<size_t>(bytes), static_cast<off_t>(ehdr.e_shoff)) != bytes) {
+  if (pread(fd, sections.data(), static_cast<size_t>(bytes), static_cast<off_t>(ehdr.e_shoff)) !=
+      bytes) {
     return true;
   }
   const ElfW(Shdr)& names = sections[ehdr.e_shstrndx];
@@ -380,9 +394,9 @@ bool MayHavePatchableSection(const std::string& path) {
     return true;
   }
   static constexpr char kName[] = "__patchable_function_entries";
-  for (const ElfW(Shdr)& section : sections) {
-    if (section.sh_name < strings.size() &&
-        std::strncmp(strings.c_str() + section.sh_name, kName, strings.size() - section.sh_name) == 0) {
+  for (const ElfW(Shdr) & section : sections) {
+    if (section.sh_name < strings.size() && std::strncmp(strings.c_str() + section.sh_name, kName,
+                                                         strings.size() - section.sh_name) == 0) {
       return true;
     }
   }
@@ -398,7 +412,8 @@ bool HasNopRun(const LoadedObject& object) {
     const auto* begin = reinterpret_cast<const uint8_t*>(address);
     const uint8_t* end = begin + size;
     const auto* word = reinterpret_cast<const uint32_t*>((address + 3) & ~uintptr_t{3});
-    const auto* last = reinterpret_cast<const uint32_t*>(reinterpret_cast<uintptr_t>(end) & ~uintptr_t{3});
+    const auto* last =
+        reinterpret_cast<const uint32_t*>(reinterpret_cast<uintptr_t>(end) & ~uintptr_t{3});
     while (word < last) {
       const size_t count = std::min<size_t>(kBlock, static_cast<size_t>(last - word));
       // Code is read-only while the table is refreshed on first sight of a
@@ -488,6 +503,20 @@ const Function* Module::FindByAddress(uintptr_t address) const noexcept {
   return address - it->entry < it->size ? &*it : nullptr;
 }
 
+namespace {
+
+Status NotInstrumented(const std::string& path) {
+  return Status(Errc::kNotInstrumented,
+                path +
+                    " was not built for padhook (no __patchable_function_entries section, "
+                    "and no function has padhook's layout). Compile it with: " +
+                    JoinedCompilerFlags() +
+                    " (run `padhook flags` for the flags of your build, `padhook flags "
+                    "--landing-pads` with -fcf-protection)");
+}
+
+}  // namespace
+
 Result<std::shared_ptr<const Module>> LoadModuleFromFile(const std::string& path) {
   auto image = elf::ElfImage::Open(path);
   if (!image.ok()) return image.status();
@@ -496,16 +525,27 @@ Result<std::shared_ptr<const Module>> LoadModuleFromFile(const std::string& path
   AddFunctions(
       file, [&file](uint64_t vaddr, std::span<uint8_t> out) { return file.ReadAt(vaddr, out); },
       *module);
-  if (!module->has_patchable_section && module->functions.empty()) {
-    return Status(Errc::kNotInstrumented,
-                  path +
-                      " was not built for padhook (no __patchable_function_entries section, "
-                      "and no function has padhook's layout). Compile it with: " +
-                      JoinedCompilerFlags() +
-                      " (run `padhook flags` for the flags of your build, `padhook flags "
-                      "--landing-pads` with -fcf-protection)");
-  }
+  if (!module->has_patchable_section && module->functions.empty()) return NotInstrumented(path);
   return std::shared_ptr<const Module>(std::move(module));
+}
+
+Status CheckModuleFile(const std::string& path) {
+  auto image = elf::ElfImage::Open(path);
+  if (!image.ok()) return image.status();
+  const elf::ElfImage& file = **image;
+  // LoadModuleFromFile's condition: with the section, even an empty one, the
+  // file is accepted; without it (no records), some function must be found
+  // by its layout.
+  if (file.has_patchable_section()) return Status::Ok();
+  bool found = false;
+  ForEachFunctionByLayout(
+      file, [&file](uint64_t vaddr, std::span<uint8_t> out) { return file.ReadAt(vaddr, out); }, 0,
+      {},
+      [&found](const elf::FunctionSymbol&, const PatchSite&) {
+        found = true;
+        return false;
+      });
+  return found ? Status::Ok() : NotInstrumented(path);
 }
 
 // ---- Snapshot ---------------------------------------------------------------

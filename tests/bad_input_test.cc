@@ -130,6 +130,12 @@ TEST(BadInput, LibraryRefusesFilesItCannotUseWithClearErrors) {
   for (const BadFile& f : MakeBadFiles(dir)) {
     Result<std::shared_ptr<const Module>> loaded = LoadModuleFromFile(f.path);
     ++tried;
+    // `padhook record`'s check answers what the full load answers.
+    const Status checked = CheckModuleFile(f.path);
+    EXPECT_EQ(checked.code(), loaded.ok() ? Errc::kOk : loaded.status().code()) << f.name;
+    if (!loaded.ok()) {
+      EXPECT_EQ(checked.message(), loaded.status().message()) << f.name;
+    }
     if (loaded.ok()) {
       // A truncation that keeps every section padhook reads may still load;
       // then it must be a module with consistent functions.
@@ -165,6 +171,9 @@ TEST(BadInput, FuzzCorpusLoadsConsistently) {
   int loaded_count = 0;
   for (const auto& entry : fs::directory_iterator(FUZZ_CORPUS_DIR)) {
     Result<std::shared_ptr<const Module>> loaded = LoadModuleFromFile(entry.path().string());
+    EXPECT_EQ(CheckModuleFile(entry.path().string()).code(),
+              loaded.ok() ? Errc::kOk : loaded.status().code())
+        << entry.path();
     if (!loaded.ok()) {
       EXPECT_FALSE(loaded.status().message().empty());
       continue;

@@ -222,6 +222,9 @@ TEST_P(LoadFixture, FindsEveryFunctionWithTheCompilersSite) {
   auto loaded = LoadModuleFromFile(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   const Module& module = **loaded;
+  // `padhook record`'s check (by the section, or by the first function
+  // found by its layout) accepts it too.
+  EXPECT_TRUE(CheckModuleFile(path).ok()) << CheckModuleFile(path).ToString();
 
   EXPECT_TRUE(module.instrumented());
   EXPECT_EQ(module.unusable_sites, 0u);
@@ -554,7 +557,8 @@ TEST(FunctionTable, FindsNothingInUninstrumentedLibraries) {
   for (const auto& module : snapshot->modules()) {
     const std::string name = fs::path(module->path).filename().string();
     bool uninstrumented = false;
-    for (const char* prefix : {"libc.so", "libstdc++.so", "libasan.so", "libubsan.so", "libtsan.so"}) {
+    for (const char* prefix :
+         {"libc.so", "libstdc++.so", "libasan.so", "libubsan.so", "libtsan.so"}) {
       uninstrumented = uninstrumented || name.rfind(prefix, 0) == 0;
     }
     if (!uninstrumented) continue;
@@ -635,7 +639,8 @@ INSTANTIATE_TEST_SUITE_P(Programs, SelfDiscovery, testing::ValuesIn(ProgramVaria
 // template (docs/layout.md, "Known toolchain problems").
 
 const std::set<std::string> kComdatFunctions = {
-    "fc0(int)", "fc(int)", "fd0(int)", "fd(int)", "main", "shared_inline(int)", "int tmpl<int>(int)"};
+    "fc0(int)",           "fc(int)",           "fd0(int)", "fd(int)", "main",
+    "shared_inline(int)", "int tmpl<int>(int)"};
 // The functions of comdat_second.cc (the file whose COMDAT copies are dropped).
 const std::set<std::string> kSecondFileFunctions = {"fd0(int)", "fd(int)", "main"};
 
@@ -790,7 +795,8 @@ TEST(PadhookCli, ListsFunctionsFoundByLayout) {
   for (const nlohmann::json& function : parsed.at("functions")) {
     const bool from_section = function.at("from_section").get<bool>();
     by_layout += !from_section;
-    EXPECT_EQ(from_section, (*loaded)->FindByEntry(function.at("address").get<uint64_t>())->from_section);
+    EXPECT_EQ(from_section,
+              (*loaded)->FindByEntry(function.at("address").get<uint64_t>())->from_section);
   }
   EXPECT_EQ(by_layout, (*loaded)->found_by_layout);
 
@@ -874,7 +880,8 @@ TEST(PadhookCli, LdflagsPointAtTheFragmentForGccOnly) {
   EXPECT_EQ(gcc.out, std::string("-Wl,-T,") + GCC_ENTRIES_LD + "\n");
   EXPECT_TRUE(fs::exists(GCC_ENTRIES_LD));
   EXPECT_EQ(RunCommand({PADHOOK_CLI, "flags", "--ldflags", "--compiler", "gcc"}).out, gcc.out);
-  const CommandResult clang = RunCommand({PADHOOK_CLI, "flags", "--ldflags", "--compiler", "clang"});
+  const CommandResult clang =
+      RunCommand({PADHOOK_CLI, "flags", "--ldflags", "--compiler", "clang"});
   ASSERT_EQ(clang.exit_status, 0) << clang.err;
   EXPECT_EQ(clang.out, "\n");
 }

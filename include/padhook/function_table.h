@@ -85,6 +85,12 @@ struct Module {
 // its layout: the message says which flags to build with, from `padhook flags`).
 Result<std::shared_ptr<const Module>> LoadModuleFromFile(const std::string& path);
 
+// The status LoadModuleFromFile(path) would return, without building the
+// module: stops at the section, or at the first function found by its
+// layout, and demangles nothing (`padhook record` checks the program with it
+// before starting it, on its start-up path).
+Status CheckModuleFile(const std::string& path);
+
 class FunctionTable {
  public:
   // An immutable view of the modules loaded at one moment.

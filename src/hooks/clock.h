@@ -3,11 +3,14 @@
 // asks for a time.
 //
 // Handlers see nanoseconds on CLOCK_MONOTONIC's scale: the conversion is
-// calibrated once per process against clock_gettime (about 1 ms of sampling,
-// by the first attach of an exit handler or the first conversion, whichever
-// comes first). It assumes an invariant TSC (constant_tsc and nonstop_tsc in
-// /proc/cpuinfo), which every x86-64 CPU of the last decade has; elsewhere
-// durations drift with the CPU's frequency.
+// calibrated once per process against clock_gettime, over a window of at least
+// 1 ms between two (ticks, ns) samples (by the first attach of an exit
+// handler or the first conversion, whichever comes first). The window's first
+// sample may come from another process on the same machine (CalibrateClockFrom:
+// `padhook record` takes it before it starts the program), so that the
+// program's start-up fills the window instead of ~1 ms of busy sampling. It assumes an invariant
+// TSC (constant_tsc and nonstop_tsc in /proc/cpuinfo), which every x86-64 CPU of the last decade
+// has; elsewhere durations drift with the CPU's frequency.
 //
 // Shared state: g_calibration (atomic pointer to an immutable Calibration,
 // null until published). Written once by a release CAS from null by the
@@ -32,6 +35,23 @@ struct ClockScale {
 
 // Makes sure the conversion is calibrated (spends ~1 ms the first time).
 void CalibrateClock() noexcept;
+
+// ReadClock() and CLOCK_MONOTONIC at (nearly) the same instant: the middle of
+// the closest-together pair of clock_gettime calls around a TSC read, of a
+// few tries (~1 us).
+struct ClockSample {
+  uint64_t ticks;
+  uint64_t ns;
+};
+ClockSample TakeClockSample() noexcept;
+
+// Like CalibrateClock, with `start` (a sample taken earlier, in this process
+// or in another one on this machine: the TSC and CLOCK_MONOTONIC are
+// machine-wide) as the window's first sample: only what is missing of the
+// 1 ms window is spent sampling. A start that cannot be one (in the future,
+// older than 10 s, or giving a rate no TSC has) is ignored: a full
+// calibration then. Returns true when `start` was used.
+bool CalibrateClockFrom(ClockSample start) noexcept;
 
 // The published conversion (calibrating first if needed). The reference stays
 // valid and unchanged for the life of the process, so a hot path (a tracer's

@@ -17,6 +17,13 @@
 //   PADHOOK_TRACE_MIN_DURATION  drop calls shorter than this, in ns (a plain
 //                               number) or with a unit: 10us, 2ms, 1s. Only
 //                               calls with no recorded child are dropped.
+//   PADHOOK_TRACE_CLOCK_START   "<ticks>,<ns>": a (TSC, CLOCK_MONOTONIC)
+//                               sample the launcher took before it started
+//                               the program: the first sample of the clock
+//                               calibration's window (src/hooks/clock.h), so
+//                               that the program's loading fills the window.
+//                               Unset, malformed or implausible: the runtime
+//                               calibrates on its own (~1 ms).
 //   PADHOOK_TRACE_QUIET         1: no notes on stderr (errors still print).
 //   PADHOOK_TRACE_VERBOSE       1: start-up and attach timings on stderr.
 //   PADHOOK_TRACE_SAVE_VECTORS  1: attach without PADHOOK_HOOKS_NO_VECTOR, so
@@ -810,6 +817,18 @@ void FinishProcess(int status, void*) {
 
 // ---- Start ------------------------------------------------------------------------
 
+// PADHOOK_TRACE_CLOCK_START: "<ticks>,<ns>", both decimal.
+bool ParseClockSample(const char* text, ClockSample* sample) {
+  if (text == nullptr || *text == '\0') return false;
+  char* end = nullptr;
+  errno = 0;
+  sample->ticks = strtoull(text, &end, 10);
+  if (errno != 0 || end == text || *end != ',') return false;
+  const char* ns = end + 1;
+  sample->ns = strtoull(ns, &end, 10);
+  return errno == 0 && end != ns && *end == '\0';
+}
+
 std::string OwnPath(const void* address) {
   Dl_info info{};
   if (dladdr(address, &info) == 0 || info.dli_fname == nullptr) return "";
@@ -882,10 +901,15 @@ __attribute__((constructor)) void StartTracing() {
   // multiply converts them. Exactly padhook's times: 2^40 * q32 >> 32 is
   // q32 << 8, with no rounding (unsigned wrap-around cancels out).
   const uint64_t before_clock = MonotonicNs();
+  bool from_launcher = false;
+  if (ClockSample start; ParseClockSample(getenv("PADHOOK_TRACE_CLOCK_START"), &start)) {
+    from_launcher = CalibrateClockFrom(start);
+  }
   const ClockScale& scale = GetClockScale();
   if (s->verbose) {
-    Note(true, "clock calibration %.3f ms (padhook's, once per process)",
-         (MonotonicNs() - before_clock) / 1e6);
+    Note(true, "clock calibration %.3f ms (padhook's, once per process%s)",
+         (MonotonicNs() - before_clock) / 1e6,
+         from_launcher ? "; window started by the launcher" : "");
   }
   g_clock.base_ticks = scale.base_ticks - (uint64_t{1} << 40);
   g_clock.base_ns = scale.base_ns - (scale.ns_per_tick_q32 << 8);

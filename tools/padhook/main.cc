@@ -1,6 +1,7 @@
 // padhook — inspect and trace programs built with `padhook flags`.
 #include <CLI/CLI.hpp>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -19,7 +20,9 @@ constexpr Command kCommands[] = {
      padhook::tool::SetupFlags},
     {"list", "List the instrumented functions of a program or shared library",
      padhook::tool::SetupList},
-    {"record", "Run a program, recording the calls of its instrumented functions: padhook record [OPTIONS] [--] PROGRAM [ARGS...]",
+    {"record",
+     "Run a program, recording the calls of its instrumented functions: padhook record [OPTIONS] "
+     "[--] PROGRAM [ARGS...]",
      padhook::tool::SetupRecord},
     {"report", "Per-function calls and times of a recorded trace", padhook::tool::SetupReport},
     {"replay", "Every call of a recorded trace, in order, as a tree per thread",
@@ -33,6 +36,9 @@ constexpr Command kCommands[] = {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First of all: the longer the window the launcher starts, the less the
+  // traced program samples (commands.h).
+  if (argc >= 2 && std::string_view(argv[1]) == "record") padhook::tool::TakeRecordClockSample();
   CLI::App app{"padhook: function tracing through -fpatchable-function-entry padding", "padhook"};
   app.require_subcommand(1);
   std::vector<std::pair<CLI::App*, padhook::tool::CommandRunner>> commands;

@@ -25,9 +25,11 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "commands.h"
+#include "hooks/clock.h"
 #include "padhook/function_table.h"
 #include "tracer/duration.h"
 #include "tracer/trace_format.h"
@@ -51,6 +53,12 @@ uint64_t MonotonicNs() {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
 }
+
+// The first sample of the program's clock calibration window
+// (TakeRecordClockSample): written once by the main thread before the fork,
+// read by the child.
+ClockSample g_clock_start{};
+bool g_clock_start_taken = false;
 
 // The program as execvp would find it.
 std::string FindProgram(const std::string& name) {
@@ -251,9 +259,9 @@ int RunRecord(const RecordOptions& options) {
               << ": no such program (or not executable)\n";
     return 127;
   }
-  // A program that is not built with the flags: nothing to record.
-  if (auto module = LoadModuleFromFile(program); !module.ok()) {
-    const Status& status = module.status();
+  // A program that is not built with the flags: nothing to record. Checked
+  // only (CheckModuleFile): the runtime reads the functions in the program.
+  if (const Status status = CheckModuleFile(program); !status.ok()) {
     if (status.code() == Errc::kNotInstrumented) {
       std::cerr << "padhook record: " << status.message() << "\n";
       return 2;
@@ -288,6 +296,41 @@ int RunRecord(const RecordOptions& options) {
     preload = std::string(existing) + ":" + library;
   }
 
+  // The program's environment, made before the fork: the child is a vfork
+  // child (no copy of this process's page tables, no copy-on-write faults
+  // here afterwards), which may only exec or _exit. Ours with the runtime's
+  // variables set, and those of record's options that are not given removed.
+  std::vector<std::pair<std::string, std::string>> settings = {
+      {"PADHOOK_TRACE_DIR", dir.string()},
+      {"LD_PRELOAD", preload},
+      {"PADHOOK_TRACE_CLOCK_START", ""},
+      {"PADHOOK_TRACE_FILTER", join(options.filters)},
+      {"PADHOOK_TRACE_EXCLUDE", join(options.excludes)},
+      {"PADHOOK_TRACE_DEPTH", options.depth ? std::to_string(options.depth) : ""},
+      {"PADHOOK_TRACE_MIN_DURATION", min_duration_ns ? std::to_string(min_duration_ns) : ""},
+  };
+  if (!g_clock_start_taken) TakeRecordClockSample();
+  settings[2].second = std::to_string(g_clock_start.ticks) + "," + std::to_string(g_clock_start.ns);
+  std::vector<std::string> environment;
+  for (char** variable = environ; *variable != nullptr; ++variable) {
+    const std::string_view entry(*variable);
+    bool replaced = false;
+    for (const auto& [name, value] : settings) {
+      replaced |=
+          entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=';
+    }
+    if (!replaced) environment.emplace_back(entry);
+  }
+  for (const auto& [name, value] : settings) {
+    if (!value.empty()) environment.push_back(name + "=" + value);
+  }
+  std::vector<char*> envp;
+  for (std::string& entry : environment) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  std::vector<char*> argv;
+  for (const std::string& arg : options.command) argv.push_back(const_cast<char*>(arg.c_str()));
+  argv.push_back(nullptr);
+
   // Report an exec failure through a close-on-exec pipe.
   int report[2];
   if (pipe2(report, O_CLOEXEC) != 0) {
@@ -304,33 +347,16 @@ int RunRecord(const RecordOptions& options) {
   sigaddset(&forwarded, SIGTERM);
   sigprocmask(SIG_BLOCK, &forwarded, &old_mask);
   const uint64_t start_ns = MonotonicNs();
-  const pid_t child = fork();
+  const pid_t child = vfork();
   if (child < 0) {
     std::cerr << "padhook record: fork: " << std::strerror(errno) << "\n";
     sigprocmask(SIG_SETMASK, &old_mask, nullptr);
     return 2;
   }
   if (child == 0) {
+    // Shares this process's memory until execve: async-signal-safe calls only.
     sigprocmask(SIG_SETMASK, &old_mask, nullptr);  // the program gets the mask padhook got
-    close(report[0]);
-    setenv("PADHOOK_TRACE_DIR", dir.c_str(), 1);
-    setenv("LD_PRELOAD", preload.c_str(), 1);
-    auto set_or_clear = [](const char* name, const std::string& value) {
-      if (value.empty()) {
-        unsetenv(name);
-      } else {
-        setenv(name, value.c_str(), 1);
-      }
-    };
-    set_or_clear("PADHOOK_TRACE_FILTER", join(options.filters));
-    set_or_clear("PADHOOK_TRACE_EXCLUDE", join(options.excludes));
-    set_or_clear("PADHOOK_TRACE_DEPTH", options.depth ? std::to_string(options.depth) : "");
-    set_or_clear("PADHOOK_TRACE_MIN_DURATION",
-                 min_duration_ns ? std::to_string(min_duration_ns) : "");
-    std::vector<char*> argv;
-    for (const std::string& arg : options.command) argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    execv(program.c_str(), argv.data());
+    execve(program.c_str(), argv.data(), envp.data());
     const int err = errno;
     (void)!write(report[1], &err, sizeof err);
     _exit(127);
@@ -451,6 +477,11 @@ std::vector<std::string> TakeRecordCommand(std::vector<std::string>& args) {
 }
 
 std::vector<std::string> g_record_command;
+
+void TakeRecordClockSample() {
+  g_clock_start = TakeClockSample();
+  g_clock_start_taken = true;
+}
 
 CommandRunner SetupRecord(CLI::App& command) {
   auto options = std::make_shared<RecordOptions>();
