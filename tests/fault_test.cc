@@ -41,6 +41,17 @@
 #include <thread>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define PADHOOK_FAULT_TEST_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PADHOOK_FAULT_TEST_LSAN 1
+#endif
+#endif
+#ifdef PADHOOK_FAULT_TEST_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #include "padhook/hooks.h"
 #include "padhook/metadata.h"
 #include "padhook/padhook.h"
@@ -418,6 +429,13 @@ bool RunCase(const ProgramFile& file, const std::vector<reliab::Fn>& fns, WriteM
     alarm(60);  // a hang fails the case instead of the whole test run
     Child child{file, fns, {}, {}};
     child.Run(mode, phase, api, kind, nth);
+#ifdef PADHOOK_FAULT_TEST_LSAN
+    // The child ends with _exit, which skips LeakSanitizer's check at exit:
+    // made here, so that a failure path that leaks is a problem of the case.
+    if (__lsan_do_recoverable_leak_check() != 0) {
+      child.Problem("LeakSanitizer found a leak (its report is on stderr)");
+    }
+#endif
     const ssize_t w = write(fds[1], &child.out, sizeof(child.out));
     _exit(w == static_cast<ssize_t>(sizeof(child.out)) ? 0 : 3);
   }
