@@ -312,6 +312,9 @@ void MetadataTable::RecycleRetiredLocked() {
   // would rescan the whole retired list n times.
   const uint64_t completed = sync::GracePeriodsCompleted();
   if (completed == recycled_at_grace_) return;
+  // Room first: a std::bad_alloc in the loop would lose indices.
+  if (free_.capacity() - free_.size() < retired_.size())
+    free_.reserve(std::max(free_.size() + retired_.size(), 2 * free_.capacity()));
   recycled_at_grace_ = completed;
   size_t kept = 0;
   for (const Retired& r : retired_) {
@@ -405,7 +408,7 @@ void MetadataTable::CountDormantLocked(ModuleRecord* record,
   ++record->dormant;
   ++dormant_;
   --live_;
-  if (record->live == 0 && record->handle != nullptr &&
+  if (unreferenced != nullptr && record->live == 0 && record->handle != nullptr &&
       (unreferenced->empty() || unreferenced->back() != record)) {
     unreferenced->push_back(record);
   }
@@ -443,8 +446,17 @@ Status MetadataTable::ReclaimLocked(bool retract) {
   // R1: one decision (and reference) per module instance.
   std::vector<void*> references;
   std::map<const ModuleRecord*, bool> loaded;
+  // R4 on every way out, a std::bad_alloc included (no reference leaks).
+  struct CloseReferences {
+    std::vector<void*>& references;
+    ~CloseReferences() {
+      for (void* handle : references) dlclose(handle);
+    }
+  } close_references{references};
+  references.reserve(records_.size());  // push_back below cannot throw
   for (auto& [key, record] : records_) {
     if (record.dormant == 0) continue;
+    loaded[&record] = false;  // the node first: a reference taken below is kept at once
     bool here = !record.unloadable || record.live > 0;  // a live entry holds it already
     if (!here) {
       if (void* handle = ReferenceIfLoadedAt(record.path, record.bias)) {
@@ -467,6 +479,8 @@ Status MetadataTable::ReclaimLocked(bool retract) {
     }
   }
   Status status;
+  // Room for DropLocked below (it must not throw half way through).
+  retired_.reserve(retired_.size() + stale.size() + retracting.size());
   if (!retracting.empty()) {  // R3
     const SlotWrites writes(retracting, /*publish=*/false);
     status = TextWriter::Process().Apply(writes, writes.Pages());
@@ -476,7 +490,7 @@ Status MetadataTable::ReclaimLocked(bool retract) {
   if (status.ok()) {
     for (MetaEntry* e : retracting) DropLocked(*e, cookie);
   }
-  for (void* handle : references) dlclose(handle);  // R4
+  // R4: close_references, on return.
   for (auto it = records_.begin(); it != records_.end();) {
     it = it->second.live == 0 && it->second.dormant == 0 ? records_.erase(it) : std::next(it);
   }
@@ -523,6 +537,10 @@ Result<std::vector<MetaEntry*>> MetadataTable::GetMany(std::span<const Function*
   enum How : uint8_t { kCounted, kRevived, kFresh };
   std::vector<How> how(functions.size());
   std::vector<MetaEntry*> fresh;
+  // undo() gives fresh indices back to free_: room for them now, so that the
+  // undo of a failed batch (a std::bad_alloc among others) cannot fail.
+  if (free_.capacity() - free_.size() < functions.size())
+    free_.reserve(std::max(free_.size() + functions.size(), 2 * free_.capacity()));
   // Functions of one module come in runs: one record lookup per run.
   const Module* run_module = nullptr;
   ModuleRecord* run_record = nullptr;
@@ -588,7 +606,13 @@ Result<std::vector<MetaEntry*>> MetadataTable::GetMany(std::span<const Function*
       run_record = RecordLocked(function);
     }
     if (Status held = HoldLocked(run_record); !held.ok()) return held;  // G5
-    Result<uint32_t> allocated = AllocateIndexLocked();                 // G3
+    Result<uint32_t> allocated = Status();
+    try {
+      allocated = AllocateIndexLocked();  // G3
+    } catch (const std::bad_alloc&) {
+      ReleaseLocked(run_record);
+      throw;
+    }
     if (!allocated.ok()) {
       ReleaseLocked(run_record);
       return allocated.status();
@@ -606,40 +630,48 @@ Result<std::vector<MetaEntry*>> MetadataTable::GetMany(std::span<const Function*
   };
   MetaEntry* base = g_base.load(std::memory_order_relaxed);
   uint32_t capacity = g_capacity.load(std::memory_order_relaxed);
-  for (size_t i = 0; i < functions.size(); ++i) {
-    // The steady case, inline: G2 finds a live entry, or a dormant one of the
-    // main program (reviving it is a count: G5 needs no reference). G1 held
-    // when the entry was made: the function is usable.
-    const Function& function = *functions[i];
-    uint32_t index;
-    if (arch::ReadMetaIndex(function.entry, &index) && index < capacity &&
-        base[index].function.load(std::memory_order_relaxed) == function.entry &&
-        (base[index].users > 0 || !owners_[index]->unloadable)) [[likely]] {
-      MetaEntry& e = base[index];
-      if (e.users == 0) {
-        ModuleRecord* record = owners_[index];
-        ++record->live;
-        CountRevivedLocked(record);
-        how[i] = kRevived;
+  // A std::bad_alloc (get_other's allocations, G6's batch) is thrown with
+  // entries [0, i) counted and nothing published: they are undone.
+  size_t i = 0;
+  try {
+    for (; i < functions.size(); ++i) {
+      // The steady case, inline: G2 finds a live entry, or a dormant one of the
+      // main program (reviving it is a count: G5 needs no reference). G1 held
+      // when the entry was made: the function is usable.
+      const Function& function = *functions[i];
+      uint32_t index;
+      if (arch::ReadMetaIndex(function.entry, &index) && index < capacity &&
+          base[index].function.load(std::memory_order_relaxed) == function.entry &&
+          (base[index].users > 0 || !owners_[index]->unloadable)) [[likely]] {
+        MetaEntry& e = base[index];
+        if (e.users == 0) {
+          ModuleRecord* record = owners_[index];
+          ++record->live;
+          CountRevivedLocked(record);
+          how[i] = kRevived;
+        }
+        ++e.users;
+        result[i] = &e;
+        continue;
       }
-      ++e.users;
-      result[i] = &e;
-      continue;
+      if (Status got = get_other(i); !got.ok()) {
+        undo(i);
+        return got;
+      }
+      base = g_base.load(std::memory_order_relaxed);  // G3 may have grown the table
+      capacity = g_capacity.load(std::memory_order_relaxed);
     }
-    if (Status got = get_other(i); !got.ok()) {
-      undo(i);
-      return got;
+    if (!fresh.empty()) {  // G6
+      const SlotWrites writes(fresh, /*publish=*/true);
+      if (Status written = TextWriter::Process().Apply(writes, writes.Pages()); !written.ok()) {
+        undo(functions.size());
+        return written;
+      }
+      live_ += fresh.size();
     }
-    base = g_base.load(std::memory_order_relaxed);  // G3 may have grown the table
-    capacity = g_capacity.load(std::memory_order_relaxed);
-  }
-  if (!fresh.empty()) {  // G6
-    const SlotWrites writes(fresh, /*publish=*/true);
-    if (Status written = TextWriter::Process().Apply(writes, writes.Pages()); !written.ok()) {
-      undo(functions.size());
-      return written;
-    }
-    live_ += fresh.size();
+  } catch (const std::bad_alloc&) {
+    undo(i);  // a throwing G6 rolled its writes back: nothing was published
+    throw;
   }
   if (created != nullptr) *created = std::move(fresh);
   return result;
@@ -654,7 +686,13 @@ Status MetadataTable::PutMany(std::span<const Function* const> functions) {
 // entry without users undoes the counts already taken.
 Status MetadataTable::PutEntries(std::span<MetaEntry* const> entries) {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<ModuleRecord*> unreferenced;  // dlclose once all is counted (see PutManyLocked)
+  return PutEntriesLocked(entries);
+}
+
+// Allocates nothing (detach calls it after its sites are restored, undo while
+// a std::bad_alloc unwinds): the modules left without live entries are found
+// by a second pass over the entries, not listed.
+Status MetadataTable::PutEntriesLocked(std::span<MetaEntry* const> entries) noexcept {
   for (size_t i = 0; i < entries.size(); ++i) {
     MetaEntry* e = entries[i];
     if (e->users == 0) {
@@ -665,21 +703,66 @@ Status MetadataTable::PutEntries(std::span<MetaEntry* const> entries) {
           CountRevivedLocked(record);
         }
       }
-      return Status(Errc::kNotFound,
-                    "metadata entry " + std::to_string(e->index) + " has no users");
+      try {
+        return Status(Errc::kNotFound,
+                      "metadata entry " + std::to_string(e->index) + " has no users");
+      } catch (const std::bad_alloc&) {
+        return Status(Errc::kNotFound, "no users");
+      }
     }
     if (--e->users > 0) continue;              // P2
     ModuleRecord* record = owners_[e->index];  // P3 (data is null already)
-    CountDormantLocked(record, &unreferenced);
+    CountDormantLocked(record, nullptr);
   }
-  CloseUnreferencedLocked(unreferenced);
+  // dlclose once all is counted (see PutManyLocked).
+  for (MetaEntry* e : entries) {
+    ModuleRecord* record = owners_[e->index];
+    if (record->live == 0 && record->handle != nullptr) {
+      dlclose(record->handle);
+      record->handle = nullptr;
+    }
+  }
   return Status::Ok();
 }
 
-Status MetadataTable::UndoGetMany(std::span<const Function* const> functions,
-                                  std::span<MetaEntry* const> created) {
+Status MetadataTable::UndoGetMany(std::span<MetaEntry* const> entries,
+                                  std::span<MetaEntry* const> created) noexcept {
   std::lock_guard<std::mutex> lock(mutex_);
-  return PutManyLocked(functions, created);
+  // P2, P3 without dropping the module references yet: the retraction below
+  // writes the slots of `created`, which must stay mapped.
+  for (MetaEntry* e : entries) {
+    if (e->users == 0) continue;  // cannot happen: GetMany counted every one
+    if (--e->users > 0) continue;
+    e->data.store(nullptr, std::memory_order_release);
+    CountDormantLocked(owners_[e->index], nullptr);
+  }
+  Status status;
+  try {
+    std::vector<MetaEntry*> unused;
+    unused.reserve(created.size());
+    for (MetaEntry* e : created) {
+      if (e->users == 0 && e->function.load(std::memory_order_relaxed) != 0) unused.push_back(e);
+    }
+    if (!unused.empty()) {                                // R3: their modules are still referenced
+      retired_.reserve(retired_.size() + unused.size());  // DropLocked allocates nothing
+      const SlotWrites writes(unused, /*publish=*/false);
+      status = TextWriter::Process().Apply(writes, writes.Pages());
+      if (status.ok()) {
+        const uint64_t cookie = sync::RetireCookie();
+        for (MetaEntry* e : unused) DropLocked(*e, cookie);
+      }
+    }
+  } catch (const std::bad_alloc&) {  // the entries stay dormant (see metadata.h)
+    status = Status(Errc::kOutOfMemory, "out of memory");
+  }
+  for (MetaEntry* e : entries) {  // R4's counterpart: drop what no live entry needs
+    ModuleRecord* record = owners_[e->index];
+    if (record->live == 0 && record->handle != nullptr) {
+      dlclose(record->handle);
+      record->handle = nullptr;
+    }
+  }
+  return status;
 }
 
 // P1..P3 for every function of a batch; all or nothing: every function is

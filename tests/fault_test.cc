@@ -15,6 +15,11 @@
 // of each function: metadata slot, site, and the bytes around them). After a
 // failure the same operation, not armed, must succeed: nothing was left
 // half done. No mapping may be left writable and executable.
+//
+// Allocations (fault::Kind::kAlloc) fail the same way: this binary replaces
+// the global operator new (below), which throws std::bad_alloc for the N-th
+// allocation made by the arming thread between Arm and Disarm. They are
+// injected through every API (C++ and C; by address, batch, name, glob).
 #include "fault/fault.h"
 
 #include <elf.h>
@@ -27,17 +32,80 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define PADHOOK_FAULT_TEST_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PADHOOK_FAULT_TEST_LSAN 1
+#endif
+#endif
+#ifdef PADHOOK_FAULT_TEST_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #include "padhook/hooks.h"
+#include "padhook/metadata.h"
+#include "padhook/padhook.h"
 #include "padhook/text_writer.h"
 #include "patch/live_patcher.h"
 #include "reliab_support.h"
+
+// ---- Allocation faults: the global operator new of this program ----------
+//
+// Every form of operator new asks fault::FailAlloc() (one relaxed load when
+// not armed) and fails when it says so: the throwing forms with
+// std::bad_alloc, the nothrow forms with null. Memory comes from malloc, so
+// the matching deletes free it.
+namespace {
+void* Allocate(std::size_t n, std::size_t align) {
+  if (padhook::fault::FailAlloc()) return nullptr;
+  if (n == 0) n = 1;
+  if (align <= alignof(std::max_align_t)) return std::malloc(n);
+  void* p = nullptr;
+  return posix_memalign(&p, align, n) == 0 ? p : nullptr;
+}
+void* AllocateOrThrow(std::size_t n, std::size_t align) {
+  void* p = Allocate(n, align);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return AllocateOrThrow(n, 0); }
+void* operator new[](std::size_t n) { return AllocateOrThrow(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a) {
+  return AllocateOrThrow(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+  return AllocateOrThrow(n, static_cast<std::size_t>(a));
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return Allocate(n, 0); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return Allocate(n, 0); }
+void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return Allocate(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+  return Allocate(n, static_cast<std::size_t>(a));
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace padhook {
 namespace {
@@ -150,6 +218,94 @@ struct Outcome {           // written by the child into a pipe
 
 enum class Phase { kAttach, kDetach };
 
+// How the functions are attached to and detached from.
+enum class Api {
+  kAddresses,   // AttachAddresses: the batch
+  kAddress,     // AttachAddress: the first function only
+  kName,        // AttachName: the first function, by its name
+  kGlob,        // AttachGlob: the whole list, by a pattern matching exactly it
+  kCAddresses,  // padhook_attach_addresses / padhook_detach
+  kCPattern,    // padhook_attach_pattern / padhook_detach
+};
+const char* ApiName(Api api) {
+  switch (api) {
+    case Api::kAddresses:
+      return "addresses";
+    case Api::kAddress:
+      return "address";
+    case Api::kName:
+      return "name";
+    case Api::kGlob:
+      return "glob";
+    case Api::kCAddresses:
+      return "c_addresses";
+    case Api::kCPattern:
+      return "c_pattern";
+  }
+  return "?";
+}
+// The functions of StressFunctions(10, true) (many_fns_2x[400..409]) by name.
+constexpr const char* kFirstName = "many_fn_20_400";
+constexpr const char* kAllPattern = "many_fn_2?_40?";
+bool SingleFunction(Api api) { return api == Api::kAddress || api == Api::kName; }
+
+// One client attached through `api`: the C++ Attachment or the C handle.
+class Client {
+ public:
+  explicit Client(Api api) : api_(api) {}
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+  ~Client() {
+    if (c_ != nullptr) (void)padhook_detach(c_);
+  }
+  Status Attach(const std::vector<const void*>& addresses, const Hooks& hooks) {
+    const padhook_hooks h{hooks.on_entry, hooks.on_exit, hooks.user_data, hooks.flags};
+    Result<Attachment> a = Status(Errc::kInvalidArgument, "no API");
+    switch (api_) {
+      case Api::kAddresses:
+        a = AttachAddresses(addresses, hooks);
+        break;
+      case Api::kAddress:
+        a = AttachAddress(addresses.front(), hooks);
+        break;
+      case Api::kName:
+        a = AttachName(kFirstName, hooks);
+        break;
+      case Api::kGlob:
+        a = AttachGlob(kAllPattern, hooks);
+        break;
+      case Api::kCAddresses:
+        return C(padhook_attach_addresses(const_cast<void* const*>(addresses.data()),
+                                          addresses.size(), &h, &c_));
+      case Api::kCPattern:
+        return C(padhook_attach_pattern(kAllPattern, &h, &c_));
+    }
+    if (!a.ok()) return a.status();
+    cpp_ = std::move(a).value();
+    return Status::Ok();
+  }
+  Status Detach() {
+    if (!IsC()) return cpp_.Detach();
+    if (c_ == nullptr) return Status::Ok();
+    const int rc = padhook_detach(c_);
+    if (rc == PADHOOK_OK) c_ = nullptr;
+    return C(rc);
+  }
+  bool attached() const { return IsC() ? c_ != nullptr : cpp_.attached(); }
+
+ private:
+  bool IsC() const { return api_ == Api::kCAddresses || api_ == Api::kCPattern; }
+  static Status C(int rc) {
+    if (rc == PADHOOK_OK) return Status::Ok();
+    const char* detail = padhook_last_error();
+    return Status(static_cast<Errc>(rc),
+                  std::string(padhook_strerror(rc)) + ": " + (detail != nullptr ? detail : ""));
+  }
+  Api api_;
+  Attachment cpp_;
+  padhook_attachment* c_ = nullptr;
+};
+
 struct Child {
   const ProgramFile& file;
   const std::vector<reliab::Fn>& fns;
@@ -186,7 +342,7 @@ struct Child {
     std::snprintf(out.error, sizeof(out.error), "%s", s.ToString().c_str());
   }
 
-  void Run(WriteMode mode, Phase phase, Kind kind, uint64_t nth) {
+  void Run(WriteMode mode, Phase phase, Api api, Kind kind, uint64_t nth) {
     TextWriter::Process().set_mode(mode);
     for (reliab::Fn f : fns) {
       Area a;
@@ -201,44 +357,50 @@ struct Child {
     for (reliab::Fn f : fns) addresses.push_back(reinterpret_cast<const void*>(f));
     Hooks hooks{Probe, nullptr, nullptr};
     reliab::Workers workers(fns, 2);
+    // The threads run before anything is armed: a case (one function, a
+    // failure at its first allocation) can be over before they start.
+    while (workers.calls() == 0) std::this_thread::yield();
 
     if (phase == Phase::kAttach) {
+      Client client(api);
       fault::Arm(kind, nth);
-      Result<Attachment> a = AttachAddresses(addresses, hooks);
+      const Status a = client.Attach(addresses, hooks);
       fault::Disarm();
       out.completed = a.ok();
       if (a.ok()) {
         ExpectAll(true, false, "after the attach");
         ExpectHandlers(true, "after the attach");
-        if (Status d = a->Detach(); !d.ok()) Problem("detach (not armed): " + d.ToString());
+        if (Status d = client.Detach(); !d.ok()) Problem("detach (not armed): " + d.ToString());
       } else {
-        Failed(a.status());
+        Failed(a);
+        if (client.attached()) Problem("a failed attach returned an attachment");
         ExpectAll(false, false, "after the failed attach");
         ExpectHandlers(false, "after the failed attach");
-        Result<Attachment> again = AttachAddresses(addresses, hooks);
-        if (!again.ok()) {
-          Problem("attach again (not armed): " + again.status().ToString());
+        Client again(api);
+        if (Status s = again.Attach(addresses, hooks); !s.ok()) {
+          Problem("attach again (not armed): " + s.ToString());
         } else {
           ExpectHandlers(true, "after attaching again");
-          if (Status d = again->Detach(); !d.ok()) Problem("detach again: " + d.ToString());
+          if (Status d = again.Detach(); !d.ok()) Problem("detach again: " + d.ToString());
         }
       }
     } else {
-      Result<Attachment> a = AttachAddresses(addresses, hooks);
-      if (!a.ok()) {
-        Problem("attach (not armed): " + a.status().ToString());
+      Client client(api);
+      if (Status a = client.Attach(addresses, hooks); !a.ok()) {
+        Problem("attach (not armed): " + a.ToString());
         return;
       }
       fault::Arm(kind, nth);
-      const Status d = a->Detach();
+      const Status d = client.Detach();
       fault::Disarm();
       out.completed = d.ok();
       if (!d.ok()) {
         Failed(d);
-        if (!a->attached()) Problem("a failed detach left the attachment detached");
+        if (!client.attached()) Problem("a failed detach left the attachment detached");
         ExpectAll(true, false, "after the failed detach");
         ExpectHandlers(true, "after the failed detach");
-        if (Status again = a->Detach(); !again.ok()) Problem("detach again: " + again.ToString());
+        if (Status again = client.Detach(); !again.ok())
+          Problem("detach again: " + again.ToString());
       }
     }
     ExpectAll(false, true, "at the end");
@@ -255,7 +417,7 @@ struct Child {
 
 // Runs one case in a child process; false (with *problem) if the child died.
 bool RunCase(const ProgramFile& file, const std::vector<reliab::Fn>& fns, WriteMode mode,
-             Phase phase, Kind kind, uint64_t nth, Outcome* out, std::string* problem) {
+             Phase phase, Api api, Kind kind, uint64_t nth, Outcome* out, std::string* problem) {
   int fds[2];
   if (pipe(fds) != 0) {
     *problem = "pipe failed";
@@ -266,7 +428,14 @@ bool RunCase(const ProgramFile& file, const std::vector<reliab::Fn>& fns, WriteM
     close(fds[0]);
     alarm(60);  // a hang fails the case instead of the whole test run
     Child child{file, fns, {}, {}};
-    child.Run(mode, phase, kind, nth);
+    child.Run(mode, phase, api, kind, nth);
+#ifdef PADHOOK_FAULT_TEST_LSAN
+    // The child ends with _exit, which skips LeakSanitizer's check at exit:
+    // made here, so that a failure path that leaks is a problem of the case.
+    if (__lsan_do_recoverable_leak_check() != 0) {
+      child.Problem("LeakSanitizer found a leak (its report is on stderr)");
+    }
+#endif
     const ssize_t w = write(fds[1], &child.out, sizeof(child.out));
     _exit(w == static_cast<ssize_t>(sizeof(child.out)) ? 0 : 3);
   }
@@ -302,12 +471,17 @@ TEST_P(FaultTest, EveryInjectedFailureIsCleanAndRecoverable) {
   for (unsigned k = 0; k < static_cast<unsigned>(Kind::kCount); ++k) {
     const auto kind = static_cast<Kind>(k);
     uint64_t kind_injected = 0;
-    for (uint64_t nth = 1;; ++nth) {
-      ASSERT_LT(nth, 400u) << fault::KindName(kind) << ": the operation never completed";
+    // A first attach makes thousands of allocations (the function table is
+    // built from every module's symbols): every one of the first 100, then
+    // a sample (each next one about 1/8 further), up to the completion.
+    const bool sampled = kind == Kind::kAlloc;
+    for (uint64_t nth = 1;; nth += sampled && nth >= 100 ? nth / 8 : 1) {
+      ASSERT_LT(nth, sampled ? 10'000'000u : 400u)
+          << fault::KindName(kind) << ": the operation never completed";
       Outcome out;
       std::string died;
       ++cases;
-      ASSERT_TRUE(RunCase(file, fns, mode, phase, kind, nth, &out, &died))
+      ASSERT_TRUE(RunCase(file, fns, mode, phase, Api::kAddresses, kind, nth, &out, &died))
           << fault::KindName(kind) << " #" << nth << ": " << died;
       EXPECT_STREQ(out.problem, "")
           << fault::KindName(kind) << " #" << nth << " (error: " << out.error << ")";
@@ -344,6 +518,72 @@ TEST_P(FaultTest, EveryInjectedFailureIsCleanAndRecoverable) {
   EXPECT_GT(injected, 0u);
   EXPECT_EQ(survived, injected);
 }
+
+// ---- Allocation failures through every API ---------------------------------
+//
+// The N-th allocation of an attach (or detach) fails, N = 1, 2, ... until the
+// operation completes without reaching it, through each API (C++ and C, by
+// address, batch, name, glob). The batch through AttachAddresses is covered
+// by FaultTest in both modes; here every API, in fast mode.
+class AllocFaultTest : public ::testing::TestWithParam<std::tuple<Api, Phase>> {};
+
+TEST_P(AllocFaultTest, EveryFailedAllocationIsCleanAndRecoverable) {
+  const auto [api, phase] = GetParam();
+  const ProgramFile file;
+  std::vector<reliab::Fn> fns = reliab::StressFunctions(10, /*contiguous=*/true);
+  if (SingleFunction(api)) fns.resize(1);
+  // The name and pattern APIs refresh the function table: done once here, so
+  // that each child starts from the same table (as a long-running program).
+  {
+    Result<Attachment> warm = AttachGlob(kAllPattern, Hooks{Probe, nullptr, nullptr});
+    ASSERT_TRUE(warm.ok()) << warm.status().ToString();
+    ASSERT_EQ(warm->size(), 60u);
+    ASSERT_TRUE(warm->Detach().ok());
+    // Back to the file's bytes: retract the entries the warm-up left dormant.
+    const Status trimmed = MetadataTable::Process().Trim();
+    ASSERT_TRUE(trimmed.ok()) << trimmed.ToString();
+  }
+  uint64_t injected = 0, survived = 0, errors = 0, nth = 1;
+  for (;; ++nth) {
+    ASSERT_LT(nth, 2000u) << "the operation never completed";
+    Outcome out;
+    std::string died;
+    ASSERT_TRUE(RunCase(file, fns, WriteMode::kFast, phase, api, Kind::kAlloc, nth, &out, &died))
+        << "alloc #" << nth << ": " << died;
+    EXPECT_STREQ(out.problem, "") << "alloc #" << nth << " (error: " << out.error << ")";
+    if (out.injected == 0) {
+      EXPECT_TRUE(out.completed) << "alloc #" << nth << ": " << out.error;
+      EXPECT_LT(out.calls, nth);
+      break;
+    }
+    ++injected;
+    if (out.problem[0] == '\0') ++survived;
+    if (!out.completed) {
+      ++errors;
+      EXPECT_TRUE(out.error_clear) << "alloc #" << nth;
+      if (errors <= 2)
+        std::printf("  alloc #%lu -> %s\n", static_cast<unsigned long>(nth), out.error);
+    }
+  }
+  std::printf(
+      "alloc, %s, %s: %lu faults injected, %lu survived (checks passed), %lu returned an "
+      "error, %lu completed anyway\n",
+      ApiName(api), phase == Phase::kAttach ? "attach" : "detach",
+      static_cast<unsigned long>(injected), static_cast<unsigned long>(survived),
+      static_cast<unsigned long>(errors), static_cast<unsigned long>(injected - errors));
+  EXPECT_GT(injected, 0u);
+  EXPECT_EQ(survived, injected);
+}
+
+INSTANTIATE_TEST_SUITE_P(ApisAndPhases, AllocFaultTest,
+                         ::testing::Combine(::testing::Values(Api::kAddresses, Api::kAddress,
+                                                              Api::kName, Api::kGlob,
+                                                              Api::kCAddresses, Api::kCPattern),
+                                            ::testing::Values(Phase::kAttach, Phase::kDetach)),
+                         [](const auto& info) {
+                           return std::string(ApiName(std::get<0>(info.param))) + "_" +
+                                  (std::get<1>(info.param) == Phase::kAttach ? "attach" : "detach");
+                         });
 
 // ---- A breakpoint trap delivered after its batch is over -------------------
 //

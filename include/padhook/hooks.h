@@ -55,6 +55,7 @@ class Attachment {
   friend Result<Attachment> AttachFunctions(std::span<const Function* const>, const Hooks&,
                                             std::shared_ptr<const FunctionTable::Snapshot>);
   explicit Attachment(internal::AttachmentState* state) : state_(state) {}
+  Status DetachLocked();  // Detach's work; may throw std::bad_alloc (changing nothing)
   internal::AttachmentState* state_ = nullptr;
 };
 

@@ -96,11 +96,15 @@ class MetadataTable {
   // already have null data (the caller unpublished it). Errors: kNotFound
   // (an entry without users: nothing is changed).
   Status PutEntries(std::span<MetaEntry* const> entries);
-  // The undo of a GetMany whose caller then failed: PutMany, and the entries
-  // of `created` left without users are retracted at once (the padding gets
-  // its NOPs back) instead of staying dormant.
-  Status UndoGetMany(std::span<const Function* const> functions,
-                     std::span<MetaEntry* const> created);
+  // The undo of a GetMany whose caller then failed: PutEntries of the
+  // entries it returned, and the entries of `created` left without users are
+  // retracted at once (the padding gets its NOPs back) instead of staying
+  // dormant. Never throws: it runs while a std::bad_alloc unwinds; the
+  // counting allocates nothing, and a retraction that cannot be made (the
+  // writer failed, or no memory) leaves those entries dormant, which is
+  // harmless (their `mov eax` is never executed) and said in the Status.
+  Status UndoGetMany(std::span<MetaEntry* const> entries,
+                     std::span<MetaEntry* const> created) noexcept;
 
   // Hot path. `entry` must be the entry of an instrumented function (the bytes
   // before it are read). Returns its entry, or null when it has none. Call it
@@ -135,7 +139,9 @@ class MetadataTable {
   Status HoldLocked(ModuleRecord* record);
   void ReleaseLocked(ModuleRecord* record);
   void CountRevivedLocked(ModuleRecord* record);
+  // `unreferenced` may be null: the caller then closes by its own pass.
   void CountDormantLocked(ModuleRecord* record, std::vector<ModuleRecord*>* unreferenced);
+  Status PutEntriesLocked(std::span<MetaEntry* const> entries) noexcept;
   void CloseUnreferencedLocked(std::span<ModuleRecord* const> unreferenced);
   void DropLocked(MetaEntry& entry, uint64_t cookie);
   Status ReclaimLocked(bool retract);

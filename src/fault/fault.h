@@ -18,6 +18,16 @@
 //     handlers make no call that has a fault point).
 //   the armed kind, its countdown and the per-kind counters: atomics, written
 //     by Arm (before g_armed is released) and by FailSlow (fetch_sub/add).
+//   t_alloc_armed (fault.cc, thread_local): set by Arm(kAlloc) and cleared by
+//     Disarm, on the arming thread; read by FailAlloc on the same thread only.
+//     Allocation is the one kind counted on the arming thread alone: other
+//     threads (gtest, the program's workers, a traced program's threads)
+//     allocate all the time and must not consume the countdown.
+//
+// Allocations (kAlloc) have no fault point inside padhook: whoever owns the
+// process's allocator calls FailAlloc() in its operator new (tests/fault_test.cc
+// replaces the global operator new; the tracer runtime counts its own
+// allocations, src/tracer/runtime.cc) and throws std::bad_alloc when it is true.
 #pragma once
 
 #include <atomic>
@@ -33,6 +43,8 @@ enum class Kind : unsigned {
   kMembarrier,  // membarrier (SYNC_CORE rounds, grace periods): has a fallback
   kSigaction,   // installing the SIGTRAP and stop-the-world handlers
   kTgkill,      // signalling a thread to stop it (protocol C)
+  kAlloc,       // operator new on the arming thread (FailAlloc): std::bad_alloc
+  kFtruncate,   // ftruncate/fallocate of a trace buffer file (tracer runtime)
   kCount
 };
 
@@ -45,6 +57,17 @@ bool FailSlow(Kind kind) noexcept;
 [[gnu::always_inline]] inline bool Fail(Kind kind) noexcept {
   return g_armed.load(std::memory_order_relaxed) && FailSlow(kind);
 }
+
+// True when the allocation about to be made on this thread must fail: armed
+// for kAlloc, on this thread. Makes no allocation (called from operator new).
+bool FailAllocSlow() noexcept;
+[[gnu::always_inline]] inline bool FailAlloc() noexcept {
+  return g_armed.load(std::memory_order_relaxed) && FailAllocSlow();
+}
+
+// Parses "kind:nth" (a kind's KindName, nth >= 1), as PADHOOK_TRACE_FAULT
+// holds it; false when malformed.
+bool Parse(const char* text, Kind* kind, uint64_t* nth) noexcept;
 
 // Test side. The nth call (1-based) of `kind` made after Arm fails; the
 // counters below count from Arm.

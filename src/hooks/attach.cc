@@ -104,23 +104,27 @@ class BlockSwap {
     if (old != nullptr) ++released_.back().second;
     return last_fresh_;
   }
+  // Old blocks Commit may retire (to reserve room for them beforehand).
+  size_t released() const noexcept { return released_.size(); }
   // After publishing: drop the functions' references to their old blocks.
-  void Commit(std::vector<HandlerBlock*>* retired) {
+  // Allocates nothing when `retired` has room for released() more.
+  void Commit(std::vector<HandlerBlock*>* retired) noexcept {
     for (auto [old, functions] : released_) {
       old->refs -= functions;
       if (old->refs == 0) retired->push_back(old);
     }
   }
   // The block `fresh` replaced (attach: every new block replaced exactly one).
-  HandlerBlock* OldOf(HandlerBlock* fresh) const {
+  HandlerBlock* OldOf(HandlerBlock* fresh) const noexcept {
     if (fresh == last_fresh_) return last_old_;
     for (const auto& [old, made] : made_) {
       if (made == fresh) return old;
     }
     return nullptr;
   }
-  // Instead of Commit, when the new blocks were published back: free them.
-  void Abandon() {
+  // Instead of Commit, when the new blocks were published back (or never
+  // published): free them.
+  void Abandon() noexcept {
     for (auto& [old, fresh] : made_) {
       if (fresh != nullptr) HandlerBlock::Free(fresh);
     }
@@ -128,9 +132,15 @@ class BlockSwap {
 
  private:
   // A function with another old block than the previous one.
+  // May throw std::bad_alloc: the caller has published nothing yet (the
+  // first pass of Attach and Detach), and Abandon frees what was made.
   [[gnu::noinline]] void SwitchTo(HandlerBlock* old) {
     auto it = made_.find(old);
-    if (it == made_.end()) it = made_.emplace(old, HandlerBlock::Make(old, add_, remove_)).first;
+    if (it == made_.end()) {
+      // The slot first, then the block: a throwing insert leaks no block.
+      it = made_.emplace(old, nullptr).first;
+      it->second = HandlerBlock::Make(old, add_, remove_);
+    }
     last_old_ = old;
     last_fresh_ = it->second;
     have_last_ = true;
@@ -192,6 +202,26 @@ std::unordered_map<const internal::AttachmentState*, std::vector<MetaEntry*>> g_
 void FreeRetiredLocked() {
   for (HandlerBlock* b : g_retired) HandlerBlock::Free(b);
   g_retired.clear();
+}
+
+// Room for `more` elements without losing geometric growth (reserve(size +
+// more) alone would reallocate on every batch). May throw std::bad_alloc:
+// called before anything is published.
+template <typename T>
+void ReserveMore(std::vector<T>* v, size_t more) {
+  if (v->capacity() - v->size() >= more) return;
+  v->reserve(std::max(v->size() + more, 2 * v->capacity()));
+}
+
+// What attach and detach return when an allocation failed (std::bad_alloc
+// caught at the API boundary, after everything was rolled back). The
+// message is built with a fallback that cannot allocate (a short string).
+Status OutOfMemory(const char* what) noexcept {
+  try {
+    return Status(Errc::kOutOfMemory, std::string("out of memory while ") + what);
+  } catch (const std::bad_alloc&) {
+    return Status(Errc::kOutOfMemory, "out of memory");  // fits the string's own buffer
+  }
 }
 
 }  // namespace
@@ -269,13 +299,40 @@ Result<std::unique_ptr<internal::AttachmentState>> AttachOwned(
   state->functions = std::move(functions);
 
   std::lock_guard<std::mutex> lock(g_attach_mutex);
+  // Allocations that would otherwise come after the sites are patched: the
+  // attachment's node in g_entries_of and room in g_retired. Taken first, so
+  // that a std::bad_alloc leaves nothing changed; the node goes on failure.
+  auto kept = g_entries_of.try_emplace(state.get()).first;
+  struct DropNode {  // until the attach succeeds
+    std::unordered_map<const internal::AttachmentState*, std::vector<MetaEntry*>>::iterator it;
+    bool armed = true;
+    ~DropNode() {
+      if (armed) g_entries_of.erase(it);
+    }
+  } drop_node{kept};
+  ReserveMore(&g_retired, state->functions.size());
   MetadataTable& table = MetadataTable::Process();
   std::vector<MetaEntry*> created;
   Result<std::vector<MetaEntry*>> entries = table.GetMany(state->functions, &created);  // T1
   if (!entries.ok()) return entries.status();
+  // From here until the sites are patched a std::bad_alloc must give the
+  // entries back (nothing was published yet: the first pass below only
+  // allocates).
+  struct UndoGet {  // UndoGetMany allocates nothing it cannot do without
+    MetadataTable& table;
+    const std::vector<MetaEntry*>& entries;
+    const std::vector<MetaEntry*>& created;
+    bool armed = true;
+    ~UndoGet() {
+      if (armed) (void)table.UndoGetMany(entries, created);
+    }
+  } undo_get{table, *entries, created};
 
-  // T2. Sites to patch: those without handlers so far (all of them, usually:
-  // then the function list itself is the list).
+  // T2, first pass (everything that allocates; nothing published): the new
+  // block of each function, the sites to patch (those without handlers so
+  // far: all of them, usually; then the function list itself is the list),
+  // their pages and memos.
+  const size_t n = state->functions.size();
   std::vector<const Function*> unpatched;
   bool all_unpatched = true;
   PageSet site_pages;  // from the entries at hand: spares ChangeSites a pass
@@ -284,37 +341,51 @@ Result<std::unique_ptr<internal::AttachmentState>> AttachOwned(
   const unsigned long long unloads = created.empty() ? ModuleUnloads() : 0;
   const bool with_memos = created.empty() && (g_memo_slots != nullptr || MapMemoSlots());
   // Every element is set before it is read (no zeroing of 80 KB per 10,000).
-  std::unique_ptr<patch::SiteMemo*[]> memos(
-      with_memos ? new patch::SiteMemo*[state->functions.size()] : nullptr);
+  std::unique_ptr<patch::SiteMemo*[]> memos(with_memos ? new patch::SiteMemo*[n] : nullptr);
+  std::unique_ptr<HandlerBlock*[]> fresh(new HandlerBlock*[n]);
   BlockSwap swap(state.get(), nullptr);
-  for (size_t i = 0; i < state->functions.size(); ++i) {
+  struct AbandonSwap {  // frees the new blocks unless they were committed
+    BlockSwap& swap;
+    bool armed = true;
+    ~AbandonSwap() {
+      if (armed) swap.Abandon();
+    }
+  } abandon{swap};
+  for (size_t i = 0; i < n; ++i) {
     MetaEntry* e = (*entries)[i];
     HandlerBlock* old = BlockOf(e);
-    e->data.store(swap.Replace(old), std::memory_order_release);
+    fresh[i] = swap.Replace(old);
     patch::AddSitePages(e->function.load(std::memory_order_relaxed), &site_pages);
     if (with_memos) memos[i] = MemoOf(e, unloads);
     if (old != nullptr && all_unpatched) {
       all_unpatched = false;
+      unpatched.reserve(n);
       unpatched.assign(state->functions.begin(), state->functions.begin() + i);
     } else if (old == nullptr && !all_unpatched) {
       unpatched.push_back(state->functions[i]);
     }
   }
+  // T2, second pass: publish (allocates nothing).
+  for (size_t i = 0; i < n; ++i) (*entries)[i]->data.store(fresh[i], std::memory_order_release);
   const std::span<const Function* const> to_patch =
       all_unpatched ? std::span<const Function* const>(state->functions) : unpatched;
   // One memo per function patched, or none.
   const std::span<patch::SiteMemo* const> memo_span(
       memos.get(), all_unpatched && with_memos ? to_patch.size() : 0);
+  // ChangeSites never throws: a failed allocation in it is a Status, with
+  // every site as before.
   if (Status patched = patch::ChangeSites(to_patch, /*to_call=*/true, &site_pages, memo_span);
       !patched.ok()) {  // T3
     for (MetaEntry* e : *entries) e->data.store(swap.OldOf(BlockOf(e)), std::memory_order_release);
     (void)sync::Synchronize();
-    swap.Abandon();
-    (void)table.UndoGetMany(state->functions, created);  // new slots get their NOPs back
-    return patched;
+    return patched;  // the guards free the new blocks, give the entries back, drop the node
   }
+  // Committed: nothing below allocates (g_retired has room, the node exists).
+  abandon.armed = false;
+  undo_get.armed = false;
+  drop_node.armed = false;
   swap.Commit(&g_retired);
-  g_entries_of.emplace(state.get(), std::move(*entries));
+  kept->second = std::move(*entries);
   return state;
 }
 
@@ -338,7 +409,7 @@ Result<Attachment> AttachDonated(std::vector<const Function*>* functions, const 
 
 // Every attach ends here: only this friend of Attachment may make one.
 Result<Attachment> AttachFunctions(std::span<const Function* const> requested, const Hooks& hooks,
-                                   std::shared_ptr<const FunctionTable::Snapshot> snapshot) {
+                                   std::shared_ptr<const FunctionTable::Snapshot> snapshot) try {
   std::vector<const Function*> functions;
   if (t_donated_list != nullptr && t_donated_list->data() == requested.data() &&
       t_donated_list->size() == requested.size()) {
@@ -351,51 +422,77 @@ Result<Attachment> AttachFunctions(std::span<const Function* const> requested, c
       AttachOwned(std::move(functions), hooks, std::move(snapshot));
   if (!state.ok()) return state.status();
   return Attachment(state->release());
+} catch (const std::bad_alloc&) {
+  t_donated_list = nullptr;
+  return OutOfMemory("attaching (nothing was attached)");
 }
 
 Status Attachment::Detach() {
   if (state_ == nullptr) return Status::Ok();
   if (sync::InReadSection()) return Status(Errc::kBusy, "detach called from inside a handler");
-  std::unique_ptr<internal::AttachmentState> state(state_);
-  state_ = nullptr;
+  try {
+    return DetachLocked();
+  } catch (const std::bad_alloc&) {  // DetachLocked changed nothing: still attached
+    return OutOfMemory("detaching (still attached; Detach can be called again)");
+  }
+}
+
+// D1..D4. A std::bad_alloc is thrown only before D1 publishes anything, and
+// leaves the attachment as it was (attached, its entries kept).
+Status Attachment::DetachLocked() {
+  internal::AttachmentState* const state = state_;
   std::lock_guard<std::mutex> lock(g_attach_mutex);
-  // D1. Sites to unpatch: those left without handlers (all of them, usually).
+  const size_t n = state->functions.size();
+  // T1's entries, for D1 and D4; the node stays until the detach is done.
+  auto kept = g_entries_of.find(state);
+  std::vector<MetaEntry*> looked_up;
+  if (kept == g_entries_of.end()) {  // cannot happen: every attachment's entries are kept
+    looked_up.reserve(n);
+    for (const Function* f : state->functions)
+      looked_up.push_back(MetadataTableAccess::Lookup(f->entry));
+  }
+  const std::vector<MetaEntry*>& entries = kept != g_entries_of.end() ? kept->second : looked_up;
+
+  // D1, first pass (everything that allocates; nothing published): the new
+  // blocks, the sites to unpatch (those left without handlers: all of them,
+  // usually), their pages and memos, room in g_retired.
   std::vector<const Function*> emptied;
   bool all_emptied = true;
-  std::vector<MetaEntry*> entries;  // T1's, for D1 and D4
-  if (auto kept = g_entries_of.find(state.get()); kept != g_entries_of.end()) {
-    entries = std::move(kept->second);
-    g_entries_of.erase(kept);
-  } else {  // cannot happen: every attachment's entries are kept
-    for (const Function* f : state->functions)
-      entries.push_back(MetadataTableAccess::Lookup(f->entry));
-  }
   PageSet site_pages;
   const unsigned long long unloads = ModuleUnloads();
   const bool with_memos = g_memo_slots != nullptr || MapMemoSlots();
-  std::unique_ptr<patch::SiteMemo*[]> memos(
-      with_memos ? new patch::SiteMemo*[state->functions.size()] : nullptr);
-  BlockSwap swap(nullptr, state.get());
-  // Each function's block before D1, published back if D2 fails.
-  std::vector<HandlerBlock*> olds(state->functions.size());
-  for (size_t i = 0; i < state->functions.size(); ++i) {
+  std::unique_ptr<patch::SiteMemo*[]> memos(with_memos ? new patch::SiteMemo*[n] : nullptr);
+  BlockSwap swap(nullptr, state);
+  struct AbandonSwap {  // frees the new blocks unless they were committed
+    BlockSwap& swap;
+    bool armed = true;
+    ~AbandonSwap() {
+      if (armed) swap.Abandon();
+    }
+  } abandon{swap};
+  // Each function's block before D1 (published back if D2 fails), and after.
+  std::vector<HandlerBlock*> olds(n), fresh(n);
+  for (size_t i = 0; i < n; ++i) {
     const Function* f = state->functions[i];
     MetaEntry* e = entries[i];
     olds[i] = e == nullptr ? nullptr : BlockOf(e);
-    HandlerBlock* fresh = e == nullptr ? nullptr : swap.Replace(olds[i]);
-    if (e != nullptr) {
-      e->data.store(fresh, std::memory_order_release);
-      patch::AddSitePages(e->function.load(std::memory_order_relaxed), &site_pages);
-    }
+    fresh[i] = e == nullptr ? nullptr : swap.Replace(olds[i]);
+    if (e != nullptr) patch::AddSitePages(e->function.load(std::memory_order_relaxed), &site_pages);
     if (with_memos) memos[i] = e != nullptr ? MemoOf(e, unloads) : nullptr;
     const bool unpatch =
-        e != nullptr && fresh == nullptr;  // e == null cannot happen while attached
+        e != nullptr && fresh[i] == nullptr;  // e == null cannot happen while attached
     if (!unpatch && all_emptied) {
       all_emptied = false;
+      emptied.reserve(n);
       emptied.assign(state->functions.begin(), state->functions.begin() + i);
     } else if (unpatch && !all_emptied) {
       emptied.push_back(f);
     }
+  }
+  ReserveMore(&g_retired, swap.released());
+  // D1, second pass: publish (allocates nothing).
+  for (size_t i = 0; i < n; ++i) {
+    if (entries[i] != nullptr) entries[i]->data.store(fresh[i], std::memory_order_release);
   }
   const std::span<const Function* const> to_unpatch =
       all_emptied ? std::span<const Function* const>(state->functions) : emptied;
@@ -408,25 +505,36 @@ Status Attachment::Detach() {
     // caller can retry. (Before, the handlers were dropped and the sites left
     // patched with no block: attaching those functions again then failed with
     // unexpected bytes forever; tests/fault_test.cc.)
-    for (size_t i = 0; i < entries.size(); ++i) {
+    for (size_t i = 0; i < n; ++i) {
       if (entries[i] != nullptr) entries[i]->data.store(olds[i], std::memory_order_release);
     }
     (void)sync::Synchronize();  // no reader still holds one of the new blocks
-    swap.Abandon();
-    g_entries_of.emplace(state.get(), std::move(entries));
-    state_ = state.release();
+    // (`abandon` frees them.) A std::bad_alloc from the message below leaves
+    // the same state: still attached.
     return Status(status.code(),
                   "detach failed, still attached (the handlers may have missed calls made "
                   "during the attempt; Detach can be called again): " +
                       status.message());
   }
-  swap.Commit(&g_retired);
+  // Committed: from here nothing may fail half way.
+  abandon.armed = false;
+  swap.Commit(&g_retired);    // room reserved above
   (void)sync::Synchronize();  // D3
   FreeRetiredLocked();        // D4
+  std::vector<MetaEntry*> held;
+  if (kept != g_entries_of.end()) {
+    held = std::move(kept->second);
+    g_entries_of.erase(kept);
+  } else {
+    held = std::move(looked_up);
+  }
+  state_ = nullptr;
+  delete state;
   // Everyone's users: the entries stay while other clients hold them. An
-  // entry left without users has null data (D1 published none).
-  std::erase(entries, nullptr);
-  return MetadataTable::Process().PutEntries(entries);
+  // entry left without users has null data (D1 published none). PutEntries
+  // allocates nothing it cannot do without (metadata.cc).
+  std::erase(held, nullptr);
+  return MetadataTable::Process().PutEntries(held);
 }
 
 namespace {
@@ -471,7 +579,7 @@ class EntryFinder {
 
 }  // namespace
 
-Result<Attachment> AttachAddresses(std::span<const void* const> addresses, const Hooks& hooks) {
+Result<Attachment> AttachAddresses(std::span<const void* const> addresses, const Hooks& hooks) try {
   auto snapshot = FunctionTable::Process().snapshot();
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::vector<const Function*> functions;
@@ -495,22 +603,28 @@ Result<Attachment> AttachAddresses(std::span<const void* const> addresses, const
     }
   }
   return Status(Errc::kNotFound, "function not found");
+} catch (const std::bad_alloc&) {  // finding the functions: nothing was changed
+  return OutOfMemory("attaching (nothing was attached)");
 }
 
 Result<Attachment> AttachAddress(const void* function, const Hooks& hooks) {
   return AttachAddresses(std::span<const void* const>(&function, 1), hooks);
 }
 
-Result<Attachment> AttachName(std::string_view name, const Hooks& hooks) {
+Result<Attachment> AttachName(std::string_view name, const Hooks& hooks) try {
   auto snapshot = FreshSnapshot();
   return AttachList(snapshot->FindByName(name), hooks, snapshot,
                     "name '" + std::string(name) + "'");
+} catch (const std::bad_alloc&) {  // finding the functions: nothing was changed
+  return OutOfMemory("attaching (nothing was attached)");
 }
 
-Result<Attachment> AttachGlob(std::string_view pattern, const Hooks& hooks) {
+Result<Attachment> AttachGlob(std::string_view pattern, const Hooks& hooks) try {
   auto snapshot = FreshSnapshot();
   return AttachList(snapshot->FindByGlob(pattern), hooks, snapshot,
                     "pattern '" + std::string(pattern) + "'");
+} catch (const std::bad_alloc&) {  // finding the functions: nothing was changed
+  return OutOfMemory("attaching (nothing was attached)");
 }
 
 }  // namespace padhook

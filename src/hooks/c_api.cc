@@ -1,5 +1,7 @@
 // The C API (padhook/padhook.h) over the C++ one.
+#include <cstdio>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "arch.h"
@@ -21,10 +23,17 @@ uint64_t CurrentThreadId();
 
 namespace {
 
-thread_local std::string tls_last_error;
+// This thread's last detailed error (padhook_last_error). A fixed buffer, not
+// a std::string: reporting an out-of-memory error must not need memory.
+// Written and read by the owning thread only.
+thread_local char tls_last_error[512] = "";
 
-int Fail(const padhook::Status& status) {
-  tls_last_error = status.message();
+void SetLastError(const char* message) noexcept {
+  std::snprintf(tls_last_error, sizeof(tls_last_error), "%s", message);
+}
+
+int Fail(const padhook::Status& status) noexcept {
+  SetLastError(status.message().c_str());
   return static_cast<int>(status.code());
 }
 
@@ -37,15 +46,29 @@ padhook::Hooks ToHooks(const padhook_hooks* h) {
   return hooks;
 }
 
-int Finish(padhook::Result<padhook::Attachment> result, padhook_attachment** out) {
-  if (!result.ok()) return Fail(result.status());
-  *out = new padhook_attachment{std::move(result).value()};
+// Attaches with `attach` (a C++ API call, which reports a failed allocation
+// as a Status and never throws) into a handle allocated first: once the
+// functions are attached nothing can fail.
+template <typename AttachFn>
+int Finish(AttachFn attach, padhook_attachment** out) noexcept {
+  auto* handle = new (std::nothrow) padhook_attachment;
+  if (handle == nullptr) {
+    SetLastError("out of memory (nothing was attached)");
+    return PADHOOK_ENOMEM;
+  }
+  padhook::Result<padhook::Attachment> result = attach();
+  if (!result.ok()) {
+    delete handle;
+    return Fail(result.status());
+  }
+  handle->attachment = std::move(result).value();
+  *out = handle;
   return PADHOOK_OK;
 }
 
 bool BadArguments(const void* what, const padhook_hooks* h, padhook_attachment** out) {
   if (what == nullptr || h == nullptr || out == nullptr) {
-    tls_last_error = "null argument";
+    SetLastError("null argument");
     return true;
   }
   *out = nullptr;
@@ -58,24 +81,24 @@ extern "C" {
 
 int padhook_attach_pattern(const char* glob, const padhook_hooks* h, padhook_attachment** out) {
   if (BadArguments(glob, h, out)) return PADHOOK_EINVAL;
-  return Finish(padhook::AttachGlob(glob, ToHooks(h)), out);
+  return Finish([&] { return padhook::AttachGlob(glob, ToHooks(h)); }, out);
 }
 
 int padhook_attach_name(const char* name, const padhook_hooks* h, padhook_attachment** out) {
   if (BadArguments(name, h, out)) return PADHOOK_EINVAL;
-  return Finish(padhook::AttachName(name, ToHooks(h)), out);
+  return Finish([&] { return padhook::AttachName(name, ToHooks(h)); }, out);
 }
 
 int padhook_attach_address(void* function, const padhook_hooks* h, padhook_attachment** out) {
   if (BadArguments(function, h, out)) return PADHOOK_EINVAL;
-  return Finish(padhook::AttachAddress(function, ToHooks(h)), out);
+  return Finish([&] { return padhook::AttachAddress(function, ToHooks(h)); }, out);
 }
 
 int padhook_attach_addresses(void* const* functions, size_t count, const padhook_hooks* h,
                              padhook_attachment** out) {
   if (BadArguments(functions, h, out)) return PADHOOK_EINVAL;
   std::span<const void* const> span(const_cast<const void* const*>(functions), count);
-  return Finish(padhook::AttachAddresses(span, ToHooks(h)), out);
+  return Finish([&] { return padhook::AttachAddresses(span, ToHooks(h)); }, out);
 }
 
 int padhook_detach(padhook_attachment* a) {
@@ -184,7 +207,7 @@ const char* padhook_strerror(int error) {
   return padhook::ErrcName(static_cast<padhook::Errc>(error));
 }
 
-const char* padhook_last_error(void) { return tls_last_error.c_str(); }
+const char* padhook_last_error(void) { return tls_last_error; }
 
 uint64_t padhook_recursion_skips(void) { return padhook::sync::RecursionSkips(); }
 

@@ -109,6 +109,7 @@
 #include <cinttypes>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <string>
 #include <thread>
 
@@ -158,7 +159,8 @@ void SyncCores() {
   static std::once_flag once;
   static bool registered = false;
   std::call_once(once, [] {
-    registered = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) == 0;
+    registered =
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0) == 0;
   });
   ++g_stats.sync_rounds;
   if (registered && !fault::Fail(fault::Kind::kMembarrier) &&
@@ -207,6 +209,9 @@ Status FillStubPageStrict(uintptr_t at, size_t page) {
 // the writer).
 Result<uintptr_t> MakeStubNear(uintptr_t low, uintptr_t high, bool strict) {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  // Room for the new page's record before it is mapped: a std::bad_alloc
+  // after the mmap would leak the page.
+  g_stubs.reserve(g_stubs.size() + 1);
   // Try below the module first, then above, moving away in 1 MiB steps.
   for (uint64_t distance = 1 << 20; distance < (1ull << 30) + (1ull << 29); distance += 1 << 20) {
     for (int side = 0; side < 2; ++side) {
@@ -230,7 +235,14 @@ Result<uintptr_t> MakeStubNear(uintptr_t low, uintptr_t high, bool strict) {
         continue;
       }
       if (strict) {
-        if (Status filled = FillStubPageStrict(at, page); !filled.ok()) {
+        Status filled;
+        try {
+          filled = FillStubPageStrict(at, page);
+        } catch (const std::bad_alloc&) {
+          munmap(mem, page);  // never published: no thread can run it
+          throw;
+        }
+        if (!filled.ok()) {
           munmap(mem, page);
           return Status(filled.code(), "writing the trampoline stub: " + filled.message());
         }
@@ -255,12 +267,15 @@ Result<uintptr_t> MakeStubNear(uintptr_t low, uintptr_t high, bool strict) {
       return at;
     }
   }
-  return Status(Errc::kOutOfMemory, "no free page within call reach of " + AddressText(low) + "-" + AddressText(high));
+  return Status(Errc::kOutOfMemory,
+                "no free page within call reach of " + AddressText(low) + "-" + AddressText(high));
 }
 
 Result<uintptr_t> CallTargetLocked(const Function& function, bool strict) {
-  const uintptr_t low = function.module && function.module->low ? function.module->low : function.entry;
-  const uintptr_t high = function.module && function.module->high ? function.module->high : function.entry;
+  const uintptr_t low =
+      function.module && function.module->low ? function.module->low : function.entry;
+  const uintptr_t high =
+      function.module && function.module->high ? function.module->high : function.entry;
   for (const StubPage& stub : g_stubs) {
     if (InReach(stub.address, low, high)) return stub.address;
   }
@@ -691,21 +706,17 @@ class SiteWrites final : public StoreSource {
         breakpoint_(breakpoint),
         all_single_(breakpoint.empty()),
         optimistic_(optimistic),
-        single_count_(breakpoint.empty() ? functions.size() : single.size()) {}
+        single_count_(breakpoint.empty() ? functions.size() : single.size()) {
+    // Skip runs inside the writer's batch (noexcept: pages may be writable):
+    // room for every function now, so that it never allocates.
+    if (optimistic_) skipped_.reserve(functions.size());
+  }
 
   size_t phase_count() const override { return breakpoint_.empty() ? (single_count_ ? 1 : 0) : 3; }
   // Optimistic: the functions that got no store, in batch order, once each.
-  std::vector<const Function*> Skipped() const {
-    std::vector<const Function*> once;
-    for (const Function* f : skipped_) {
-      if (once.empty() || once.back()->entry < f->entry) {
-        once.push_back(f);
-      } else if (std::find(once.begin(), once.end(), f) == once.end()) {
-        once.push_back(f);
-      }
-    }
-    return once;
-  }
+  const std::vector<const Function*>& Skipped() const noexcept { return skipped_; }
+  // The function of store i of phase 0 (optimistic batches have one phase).
+  const Function* FunctionOf(size_t i) const noexcept { return functions_[i]; }
   size_t phase_size(size_t phase) const override {
     return phase == 0 ? single_count_ + breakpoint_.size() : breakpoint_.size();
   }
@@ -805,8 +816,13 @@ class SiteWrites final : public StoreSource {
   }
 
   // No store for f (optimistic): the planned path will do it.
-  [[gnu::noinline]] CodeStore Skip(const Function& f) const {
-    skipped_.push_back(&f);
+  // Fill may be asked again for the same stores (rollback): a function is
+  // listed once, so skipped_ never outgrows the room reserved for it.
+  [[gnu::noinline]] CodeStore Skip(const Function& f) const noexcept {
+    if (skipped_.empty() || skipped_.back()->entry < f.entry ||
+        std::find(skipped_.begin(), skipped_.end(), &f) == skipped_.end()) {
+      if (skipped_.size() < skipped_.capacity()) skipped_.push_back(&f);
+    }
     return {SiteOf(f), 0, 0, 0};
   }
 
@@ -819,10 +835,18 @@ class SiteWrites final : public StoreSource {
       if (c.module == f.module) stub = c.stub;
     }
     if (stub == 0 && optimistic_ && f.module != nullptr) {
-      Result<uintptr_t> made = CallTargetLocked(f, /*strict=*/false);  // optimistic: fast mode
-      if (made.ok()) {
-        stub = *made;
-        stubs_->push_back({f.module, stub});
+      // Inside the writer's batch (noexcept): a stub that cannot be made,
+      // for want of memory too, skips the site; the planned path makes it
+      // or says why it cannot.
+      try {
+        stubs_->reserve(stubs_->size() + 1);
+        Result<uintptr_t> made = CallTargetLocked(f, /*strict=*/false);  // optimistic: fast mode
+        if (made.ok()) {
+          stub = *made;
+          stubs_->push_back({f.module, stub});
+        }
+      } catch (const std::bad_alloc&) {
+        stub = 0;
       }
     }
     if (stub == 0) return 0;
@@ -843,8 +867,8 @@ class SiteWrites final : public StoreSource {
   size_t single_count_;
   uint64_t nop_ = AsWord(SiteNop());
   uint64_t nop_run_ = AsWord(kNopRunBytes);
-  // Optimistic: the functions given no store. Fill may be asked again for the
-  // same stores (rollback): a function can be listed more than once.
+  // Optimistic: the functions given no store, once each (Skip), within the
+  // capacity reserved by the constructor.
   mutable std::vector<const Function*> skipped_;
   mutable const Module* cached_module_ = reinterpret_cast<const Module*>(~uintptr_t{0});
   mutable uintptr_t cached_stub_ = 0;
@@ -938,11 +962,34 @@ Status ChangeSitesPlanned(std::span<const Function* const> functions, bool to_ca
   return Status::Ok();
 }
 
-}  // namespace
+// Undoes an optimistic batch that was written: its stores reversed, but none
+// for the functions it skipped (they were not written). Allocates nothing, so
+// that the undo cannot fail for want of memory (the writer's own batch aside).
+class UndoOptimistic final : public StoreSource {
+ public:
+  explicit UndoOptimistic(const SiteWrites& writes) : writes_(writes) {}
+  size_t phase_count() const override { return writes_.phase_count(); }
+  size_t phase_size(size_t phase) const override { return writes_.phase_size(phase); }
+  void Fill(size_t phase, size_t first, size_t count, CodeStore* out) const override {
+    writes_.Fill(phase, first, count, out);  // the same stores: the memos, or the live words
+    const std::vector<const Function*>& skipped = writes_.Skipped();
+    for (size_t k = 0; k < count; ++k) {
+      // A linear search: this runs only when the batch's second half failed.
+      if (out[k].size == 0 || std::find(skipped.begin(), skipped.end(),
+                                        writes_.FunctionOf(first + k)) != skipped.end()) {
+        out[k] = {out[k].address, 0, 0, 0};
+        continue;
+      }
+      std::swap(out[k].expected, out[k].replacement);
+    }
+  }
 
-Status ChangeSites(std::span<const Function* const> functions, bool to_call,
-                   const PageSet* site_pages, std::span<SiteMemo* const> memos) {
-  std::lock_guard<std::mutex> lock(g_patch_mutex);
+ private:
+  const SiteWrites& writes_;
+};
+
+Status ChangeSitesLocked(std::span<const Function* const> functions, bool to_call,
+                         const PageSet* site_pages, std::span<SiteMemo* const> memos) {
   ++g_stats.batches;
   if (functions.empty()) return Status::Ok();
   const Function& first = *functions.front();
@@ -965,24 +1012,29 @@ Status ChangeSites(std::span<const Function* const> functions, bool to_call,
     const Status written = TextWriter::Process().Apply(writes, *site_pages);
     SyncCores();  // A3 (after a failure: the undone stores, too, are gone from every pipeline)
     if (written.ok()) {
-      const std::vector<const Function*> skipped = writes.Skipped();
+      // From here the first batch is written: nothing may throw before it is
+      // complete or undone.
+      const std::vector<const Function*>& skipped = writes.Skipped();
       g_stats.single_store_sites += functions.size() - skipped.size();
       if (skipped.empty()) return Status::Ok();
       ++g_stats.replanned_batches;
-      Status rest = ChangeSitesPlanned(skipped, to_call);
+      Status rest;
+      try {
+        rest = ChangeSitesPlanned(skipped, to_call);
+      } catch (const std::bad_alloc&) {  // it wrote nothing (see ChangeSites)
+        rest = Status(Errc::kOutOfMemory, "out of memory");
+      }
       if (rest.ok()) return Status::Ok();
       // All or nothing: put back the sites the first batch changed.
-      std::vector<const Function*> done;
-      done.reserve(functions.size() - skipped.size());
-      size_t next = 0;
-      for (const Function* f : functions) {
-        if (next < skipped.size() && skipped[next] == f) {
-          ++next;
-        } else {
-          done.push_back(f);
-        }
+      Status undone;
+      try {
+        const UndoOptimistic undo(writes);
+        undone = TextWriter::Process().Apply(undo, *site_pages);
+      } catch (const std::bad_alloc&) {
+        undone = Status(Errc::kOutOfMemory, "out of memory");
       }
-      if (Status undone = ChangeSitesPlanned(done, !to_call); !undone.ok()) {
+      SyncCores();
+      if (!undone.ok()) {
         return Status(
             rest.code(),
             rest.message() + "; undoing the rest of the batch ALSO failed: " + undone.message());
@@ -998,6 +1050,26 @@ Status ChangeSites(std::span<const Function* const> functions, bool to_call,
     }
   }
   return ChangeSitesPlanned(functions, to_call);
+}
+
+}  // namespace
+
+// Every std::bad_alloc below is thrown before a site is written, or after
+// the batch was undone (ChangeSitesLocked handles the one place in between):
+// it becomes a Status here, so that callers can roll back by Status alone.
+Status ChangeSites(std::span<const Function* const> functions, bool to_call,
+                   const PageSet* site_pages, std::span<SiteMemo* const> memos) {
+  std::lock_guard<std::mutex> lock(g_patch_mutex);
+  try {
+    return ChangeSitesLocked(functions, to_call, site_pages, memos);
+  } catch (const std::bad_alloc&) {
+    try {
+      return Status(Errc::kOutOfMemory,
+                    "out of memory while planning the code writes (every site is as before)");
+    } catch (const std::bad_alloc&) {
+      return Status(Errc::kOutOfMemory, "out of memory");  // fits the string: cannot throw
+    }
+  }
 }
 
 PatcherStats Stats() {

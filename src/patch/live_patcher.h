@@ -34,6 +34,9 @@ struct SiteMemo {
 // caller has them at hand (it spares a pass over the functions).
 // `memos` (optional): one per function, or null for a function without one;
 // a memo whose word is 0 is filled in (fast mode).
+// Never throws: a failed allocation is a kOutOfMemory Status, with every
+// site as before the call (the batch's NOP-run conversion aside, which is
+// permanent by design).
 Status ChangeSites(std::span<const Function* const> functions, bool to_call,
                    const PageSet* site_pages = nullptr, std::span<SiteMemo* const> memos = {});
 

@@ -29,6 +29,16 @@
 //   PADHOOK_TRACE_SAVE_VECTORS  1: attach without PADHOOK_HOOKS_NO_VECTOR, so
 //                               the trampoline saves xmm0-7 on entry (only to
 //                               measure what the promise saves: bench/tracer).
+//   PADHOOK_TRACE_FAULT         kind:nth, a testing aid (tests/tracer/
+//                               test_record_faults.py): the nth call of that
+//                               kind made by the runtime or by padhook from
+//                               start-up on fails on purpose (src/fault/fault.h:
+//                               mmap, mprotect, open, pwrite, membarrier,
+//                               sigaction, tgkill; ftruncate: growing a thread's
+//                               file; alloc: an allocation of the start-up, on
+//                               the main thread). At exit the runtime says on
+//                               stderr how many calls of the kind it saw and
+//                               whether one failed.
 //
 // What it writes: docs/trace-format.md (`<key>.process.json`,
 // `<key>.functions`, `<key>-<tid>.events`).
@@ -97,6 +107,7 @@
 #include <string>
 #include <vector>
 
+#include "fault/fault.h"
 #include "hooks/clock.h"
 #include "padhook/function_table.h"
 #include "padhook/hooks.h"
@@ -104,6 +115,30 @@
 #include "tracer/duration.h"
 #include "tracer/thread_buffer.h"
 #include "tracer/trace_format.h"
+
+// Allocation faults (PADHOOK_TRACE_FAULT=alloc:N) for the runtime's own
+// allocations: the library's operator new, not exported (runtime.map; the
+// library is linked -Bsymbolic), so the program's allocations never come here. It
+// asks fault::FailAlloc (one relaxed load when not armed), then malloc.
+// Not in sanitizer builds: their operator delete (which frees what inline
+// library code of the runtime allocated here) would report a mismatch with
+// malloc; PADHOOK_TRACE_FAULT=alloc then injects nothing.
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+namespace {
+void* TraceAllocate(std::size_t n) {
+  if (padhook::fault::FailAlloc()) throw std::bad_alloc();
+  void* p = std::malloc(n == 0 ? 1 : n);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+void* operator new(std::size_t n) { return TraceAllocate(n); }
+void* operator new[](std::size_t n) { return TraceAllocate(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#endif
 
 namespace padhook::tracer {
 namespace {
@@ -242,7 +277,10 @@ int ClaimKey(State& s) {
     std::string key = std::to_string(s.pid);
     if (n > 0) key += "." + std::to_string(n);
     const std::string name = key + ".process.json";
-    const int fd = open(InDir(s, name).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    const int fd =
+        fault::Fail(fault::Kind::kOpen)
+            ? (errno = EMFILE, -1)
+            : open(InDir(s, name).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd >= 0) {
       s.key = key;
       return fd;
@@ -398,7 +436,19 @@ struct LeakCheckPause {
 // Attaches the functions of the modules not considered yet, in one batch,
 // then appends their lines and opens the batch's gate. Caller holds
 // functions_mutex.
+void AttachNewModulesLockedOrThrow(State& s);
 void AttachNewModulesLocked(State& s) {
+  // An allocation that fails leaves what was attached so far attached (each
+  // batch all or nothing); functions whose lines were not written keep their
+  // gate closed: their events are counted as lost, never undefined.
+  try {
+    AttachNewModulesLockedOrThrow(s);
+  } catch (const std::bad_alloc&) {
+    Note(true, "out of memory while attaching the new modules' functions: they are not traced");
+  }
+}
+
+void AttachNewModulesLockedOrThrow(State& s) {
   const LeakCheckPause pause;
   const uint64_t t0 = MonotonicNs();
   FunctionTable& table = FunctionTable::Process();
@@ -517,6 +567,7 @@ bool MapWindow(ThreadBuffer* t, int fd, uint64_t from, uint64_t bytes) {
   if (fd < 0) return false;
   const uint64_t offset = from & ~(kPage - 1);
   bytes = (bytes + (from - offset) + kPage - 1) & ~(kPage - 1);
+  if (fault::Fail(fault::Kind::kFtruncate)) return errno = ENOSPC, false;
   if (fallocate(fd, 0, static_cast<off_t>(offset), static_cast<off_t>(bytes)) != 0) {
     if (errno != EOPNOTSUPP) return false;
     // No fallocate on this file system: extend the file sparsely.
@@ -527,8 +578,10 @@ bool MapWindow(ThreadBuffer* t, int fd, uint64_t from, uint64_t bytes) {
       return false;
     }
   }
-  void* window = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
-                      static_cast<off_t>(offset));
+  void* window = fault::Fail(fault::Kind::kMmap)
+                     ? (errno = ENOMEM, MAP_FAILED)
+                     : mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd,
+                            static_cast<off_t>(offset));
   if (window == MAP_FAILED) return false;
   uint64_t* const old_window = t->window;
   const uint64_t old_bytes = t->window_bytes;
@@ -596,8 +649,19 @@ void Unregister(ThreadBuffer* t) {
 bool OpenThreadFile(ThreadBuffer* t, uint64_t now) {
   State& s = *g_state;
   t->tid = static_cast<uint32_t>(Gettid());
-  const std::string path = EventsPath(t);
-  const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Called from a handler: nothing may be thrown through the trampoline.
+  std::string path;
+  try {
+    path = EventsPath(t);
+  } catch (const std::bad_alloc&) {
+    Note(true,
+         "out of memory opening the events file of thread %u (its events are counted as lost)",
+         t->tid);
+    return false;
+  }
+  const int fd = fault::Fail(fault::Kind::kOpen)
+                     ? (errno = EMFILE, -1)
+                     : open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     Note(true, "cannot create %s: %s (this thread's events are counted as lost)", path.c_str(),
          strerror(errno));
@@ -607,13 +671,19 @@ bool OpenThreadFile(ThreadBuffer* t, uint64_t now) {
   t->pos = nullptr;
   void* header = MAP_FAILED;
   if (MapWindow(t, fd, trace::kHeaderSize, kFirstWindow)) {
-    header = mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    header = fault::Fail(fault::Kind::kMmap)
+                 ? (errno = ENOMEM, MAP_FAILED)
+                 : mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (header == MAP_FAILED) munmap(t->window, t->window_bytes);
   }
   close(fd);
   if (header == MAP_FAILED) {
+    const int err = errno;
+    // The file has no header: readers would reject it (and with it the
+    // whole trace, for `padhook info`). Its events are counted elsewhere.
+    unlink(path.c_str());
     Note(true, "cannot map %s: %s (this thread's events are counted as lost)", path.c_str(),
-         strerror(errno));
+         strerror(err));
     t->window = nullptr;
     t->pos = t->end = t->start = nullptr;
     return false;
@@ -683,6 +753,11 @@ bool MakeRoom(ThreadBuffer* t, uint64_t now, uint64_t words) {
     case kOpen: {
       const uint64_t next = std::min(t->window_bytes * 2, kMaxWindow);
       if (RemapWindow(t, FileOffsetOf(t, t->pos), std::max(next, (words + 1) * 8))) return true;
+      // Once per run of drops (the slow path: no allocation, one write).
+      Note(true,
+           "thread %u: cannot grow its events file (%s): its events are dropped and counted as "
+           "lost until a retry succeeds",
+           t->tid, strerror(errno));
       StartDropping(t);
       return false;
     }
@@ -835,7 +910,52 @@ std::string OwnPath(const void* address) {
   return info.dli_fname;
 }
 
+// PADHOOK_TRACE_FAULT (see the top of this file), armed before anything else.
+// Written once by the constructor, before any other thread of the runtime runs.
+char g_fault_text[64] = "";
+fault::Kind g_fault_kind = fault::Kind::kCount;
+
+// At exit: what the armed fault did, so that a test knows when its nth is
+// beyond the last call. No allocation.
+void ReportFault() {
+  const char* outcome = fault::Injected(g_fault_kind) != 0 ? "it failed on purpose" : "not reached";
+  dprintf(STDERR_FILENO, "padhook-trace: PADHOOK_TRACE_FAULT=%s: %llu calls of %s seen, %s\n",
+          g_fault_text, static_cast<unsigned long long>(fault::Calls(g_fault_kind)),
+          fault::KindName(g_fault_kind), outcome);
+}
+
+void ArmFaultFromEnvironment() {
+  const char* text = getenv("PADHOOK_TRACE_FAULT");
+  if (text == nullptr || *text == '\0') return;
+  fault::Kind kind;
+  uint64_t nth;
+  if (!fault::Parse(text, &kind, &nth)) {
+    Note(true, "PADHOOK_TRACE_FAULT=%s is not kind:nth (e.g. mmap:2): ignored", text);
+    return;
+  }
+  snprintf(g_fault_text, sizeof g_fault_text, "%s", text);
+  g_fault_kind = kind;
+  fault::Arm(kind, nth);
+  atexit(&ReportFault);
+}
+
+void StartTracingOrThrow();
+
 __attribute__((constructor)) void StartTracing() {
+  ArmFaultFromEnvironment();
+  try {
+    StartTracingOrThrow();
+  } catch (const std::bad_alloc&) {
+    // Before the state was published (after, AttachNewModulesLocked catches
+    // its own): nothing was attached; the program runs as if not preloaded.
+    Note(true, "out of memory at start-up: not tracing (the program runs untraced)");
+  }
+  // Allocation faults are for the start-up only: the program's own
+  // allocations on this thread must not be failed later.
+  if (g_fault_kind == fault::Kind::kAlloc) fault::Disarm();
+}
+
+void StartTracingOrThrow() {
   const char* dir = getenv("PADHOOK_TRACE_DIR");
   if (dir == nullptr || *dir == '\0') {
     // Said only when preloaded by hand (tests link the objects directly).
@@ -846,7 +966,9 @@ __attribute__((constructor)) void StartTracing() {
     }
     return;
   }
-  auto* s = new State();
+  // Owned here until published (g_state): a std::bad_alloc frees it.
+  auto owner = std::make_unique<State>();
+  State* const s = owner.get();
   const char* quiet = getenv("PADHOOK_TRACE_QUIET");
   s->quiet = quiet != nullptr && strcmp(quiet, "1") == 0;
   const char* verbose = getenv("PADHOOK_TRACE_VERBOSE");
@@ -859,7 +981,6 @@ __attribute__((constructor)) void StartTracing() {
   struct stat st;
   if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || access(dir, W_OK | X_OK) != 0) {
     Note(true, "the trace directory %s is not a writable directory: not tracing", dir);
-    delete s;
     return;
   }
   s->includes = SplitGlobs(getenv("PADHOOK_TRACE_FILTER"));
@@ -914,8 +1035,11 @@ __attribute__((constructor)) void StartTracing() {
   g_clock.base_ticks = scale.base_ticks - (uint64_t{1} << 40);
   g_clock.base_ns = scale.base_ns - (scale.ns_per_tick_q32 << 8);
   g_clock.ns_per_tick_q32 = scale.ns_per_tick_q32;
-  if (!WriteProcessJsonNew(*s)) return;
-  g_state = s;
+  if (!WriteProcessJsonNew(*s)) {
+    Note(true, "not tracing (the program runs untraced)");
+    return;
+  }
+  g_state = owner.release();
   s->active = true;
   on_exit(&FinishProcess, nullptr);
   pthread_atfork(&BeforeFork, &AfterForkParent, &AfterForkChild);
