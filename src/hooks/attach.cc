@@ -96,6 +96,16 @@ class BlockSwap {
  public:
   BlockSwap(const internal::AttachmentState* add, const internal::AttachmentState* remove)
       : add_(add), remove_(remove) {}
+  BlockSwap(const BlockSwap&) = delete;
+  BlockSwap& operator=(const BlockSwap&) = delete;
+  // Without Commit (a failure before, or the old blocks published back): the
+  // new blocks were never published or no reader holds them any more; free them.
+  ~BlockSwap() {
+    if (committed_) return;
+    for (auto& [old, fresh] : made_) {
+      if (fresh != nullptr) HandlerBlock::Free(fresh);
+    }
+  }
   // The new block for a function whose current block is `old` (made once per
   // distinct `old`); counts the function on it.
   HandlerBlock* Replace(HandlerBlock* old) {
@@ -109,6 +119,7 @@ class BlockSwap {
   // After publishing: drop the functions' references to their old blocks.
   // Allocates nothing when `retired` has room for released() more.
   void Commit(std::vector<HandlerBlock*>* retired) noexcept {
+    committed_ = true;
     for (auto [old, functions] : released_) {
       old->refs -= functions;
       if (old->refs == 0) retired->push_back(old);
@@ -122,18 +133,11 @@ class BlockSwap {
     }
     return nullptr;
   }
-  // Instead of Commit, when the new blocks were published back (or never
-  // published): free them.
-  void Abandon() noexcept {
-    for (auto& [old, fresh] : made_) {
-      if (fresh != nullptr) HandlerBlock::Free(fresh);
-    }
-  }
 
  private:
   // A function with another old block than the previous one.
   // May throw std::bad_alloc: the caller has published nothing yet (the
-  // first pass of Attach and Detach), and Abandon frees what was made.
+  // first pass of Attach and Detach), and the destructor frees what was made.
   [[gnu::noinline]] void SwitchTo(HandlerBlock* old) {
     auto it = made_.find(old);
     if (it == made_.end()) {
@@ -154,6 +158,7 @@ class BlockSwap {
   HandlerBlock* last_old_ = nullptr;
   HandlerBlock* last_fresh_ = nullptr;
   std::vector<std::pair<HandlerBlock*, uint32_t>> released_;  // (old block, functions), runs
+  bool committed_ = false;
 };
 
 std::mutex g_attach_mutex;             // serializes attach and detach
@@ -344,13 +349,6 @@ Result<std::unique_ptr<internal::AttachmentState>> AttachOwned(
   std::unique_ptr<patch::SiteMemo*[]> memos(with_memos ? new patch::SiteMemo*[n] : nullptr);
   std::unique_ptr<HandlerBlock*[]> fresh(new HandlerBlock*[n]);
   BlockSwap swap(state.get(), nullptr);
-  struct AbandonSwap {  // frees the new blocks unless they were committed
-    BlockSwap& swap;
-    bool armed = true;
-    ~AbandonSwap() {
-      if (armed) swap.Abandon();
-    }
-  } abandon{swap};
   for (size_t i = 0; i < n; ++i) {
     MetaEntry* e = (*entries)[i];
     HandlerBlock* old = BlockOf(e);
@@ -378,10 +376,10 @@ Result<std::unique_ptr<internal::AttachmentState>> AttachOwned(
       !patched.ok()) {  // T3
     for (MetaEntry* e : *entries) e->data.store(swap.OldOf(BlockOf(e)), std::memory_order_release);
     (void)sync::Synchronize();
-    return patched;  // the guards free the new blocks, give the entries back, drop the node
+    // `swap` and the guards free the new blocks, give the entries back, drop the node.
+    return patched;
   }
   // Committed: nothing below allocates (g_retired has room, the node exists).
-  abandon.armed = false;
   undo_get.armed = false;
   drop_node.armed = false;
   swap.Commit(&g_retired);
@@ -463,13 +461,6 @@ Status Attachment::DetachLocked() {
   const bool with_memos = g_memo_slots != nullptr || MapMemoSlots();
   std::unique_ptr<patch::SiteMemo*[]> memos(with_memos ? new patch::SiteMemo*[n] : nullptr);
   BlockSwap swap(nullptr, state);
-  struct AbandonSwap {  // frees the new blocks unless they were committed
-    BlockSwap& swap;
-    bool armed = true;
-    ~AbandonSwap() {
-      if (armed) swap.Abandon();
-    }
-  } abandon{swap};
   // Each function's block before D1 (published back if D2 fails), and after.
   std::vector<HandlerBlock*> olds(n), fresh(n);
   for (size_t i = 0; i < n; ++i) {
@@ -509,7 +500,7 @@ Status Attachment::DetachLocked() {
       if (entries[i] != nullptr) entries[i]->data.store(olds[i], std::memory_order_release);
     }
     (void)sync::Synchronize();  // no reader still holds one of the new blocks
-    // (`abandon` frees them.) A std::bad_alloc from the message below leaves
+    // (`swap` frees them.) A std::bad_alloc from the message below leaves
     // the same state: still attached.
     return Status(status.code(),
                   "detach failed, still attached (the handlers may have missed calls made "
@@ -517,7 +508,6 @@ Status Attachment::DetachLocked() {
                       status.message());
   }
   // Committed: from here nothing may fail half way.
-  abandon.armed = false;
   swap.Commit(&g_retired);    // room reserved above
   (void)sync::Synchronize();  // D3
   FreeRetiredLocked();        // D4
