@@ -233,8 +233,25 @@ void AddFunctions(const elf::ElfImage& image, const ByteReader& read, Module& mo
     function.entry = module.bias + entry;
     function.patch_area = module.bias + area;
     function.module = &module;
-    if (!function.site.usable()) ++module.unusable_sites;
     module.functions.push_back(std::move(function));
+  }
+  // Two records can give one entry: an unnamed area's guessed entry (area +
+  // the common prefix) may be the entry a later area's symbol names, in a
+  // damaged file or a partial link. One function per entry: the named one
+  // (its entry comes from a symbol, not a guess), then the nearest area.
+  // Found by tests/fuzz/fuzz_elf.
+  std::sort(module.functions.begin(), module.functions.end(),
+            [](const Function& a, const Function& b) {
+              if (a.entry != b.entry) return a.entry < b.entry;
+              if (a.mangled.empty() != b.mangled.empty()) return !a.mangled.empty();
+              return a.patch_area > b.patch_area;
+            });
+  module.functions.erase(
+      std::unique(module.functions.begin(), module.functions.end(),
+                  [](const Function& a, const Function& b) { return a.entry == b.entry; }),
+      module.functions.end());
+  for (const Function& function : module.functions) {
+    if (!function.site.usable()) ++module.unusable_sites;
   }
   AddFunctionsByLayout(image, read, module);
   std::sort(module.functions.begin(), module.functions.end(),

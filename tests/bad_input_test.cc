@@ -189,6 +189,20 @@ TEST(BadInput, FuzzCorpusLoadsConsistently) {
       LoadModuleFromFile(std::string(FUZZ_CORPUS_DIR) + "/regress_short_padding");
   ASSERT_TRUE(damaged.ok()) << damaged.status().ToString();
   EXPECT_GT((*damaged)->unusable_sites, 0u);
+
+  // The second finding: an unnamed patch area whose guessed entry (area + the
+  // common prefix) is the entry another area's symbol names. One function per
+  // entry, the named one.
+  Result<std::shared_ptr<const Module>> same_entry =
+      LoadModuleFromFile(std::string(FUZZ_CORPUS_DIR) + "/regress_same_entry");
+  ASSERT_TRUE(same_entry.ok()) << same_entry.status().ToString();
+  const std::vector<Function>& functions = (*same_entry)->functions;
+  for (size_t i = 1; i < functions.size(); ++i) {
+    EXPECT_LT(functions[i - 1].entry, functions[i].entry) << functions[i].name;
+  }
+  std::vector<std::string> names;
+  for (const Function& f : functions) names.push_back(f.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"seed_add", "seed_static", "seed_call"}));
 }
 
 TEST(BadInput, ListExitsWithOneAndAMessage) {

@@ -211,7 +211,11 @@ Status ElfImage::LoadPatchableEntries() {
       const unsigned type = GELF_R_TYPE(rela.r_info);
       if (type != R_X86_64_RELATIVE && type != R_X86_64_64) continue;
       for (const Range& range : ranges) {
-        if (rela.r_offset < range.addr || rela.r_offset + 8 > range.addr + range.size) continue;
+        // (Subtractions, not sums: a damaged r_offset near 2^64 must not wrap.)
+        if (rela.r_offset < range.addr || range.size < 8 ||
+            rela.r_offset - range.addr > range.size - 8) {
+          continue;
+        }
         uint64_t& value = patchable_entries_[range.first + (rela.r_offset - range.addr) / 8];
         if (type == R_X86_64_RELATIVE) {
           value = static_cast<uint64_t>(rela.r_addend);
