@@ -444,7 +444,10 @@ void AttachNewModulesLocked(State& s) {
   try {
     AttachNewModulesLockedOrThrow(s);
   } catch (const std::bad_alloc&) {
-    Note(true, "out of memory while attaching the new modules' functions: they are not traced");
+    Note(true,
+         "out of memory while attaching the new modules' functions: those not attached are not "
+         "traced; events of any attached whose names were not written are dropped (the "
+         "summary's lost count)");
   }
 }
 

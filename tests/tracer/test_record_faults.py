@@ -5,7 +5,9 @@ and padhook's, and the runtime's start-up allocations, fail one at a time
 
 For every kind and nth = 1, 2, ... until the nth call is not reached (the
 runtime says at exit how many calls of the kind it saw and whether one
-failed), for trace_target's `threads` and `fork` scenarios:
+failed), for trace_target's `threads`, `fork` and `dlopen_busy` scenarios (the
+last dlopen()s a plugin while another thread runs traced code: with GCC's NOP
+runs, padhook stops that thread with tgkill to convert the plugin's sites):
   - the program runs to completion with its normal output and exit status;
   - when a call failed on purpose, stderr says what failed (a padhook-trace
     message), unless the failure had a fallback (then nothing was lost and
@@ -17,7 +19,7 @@ failed), for trace_target's `threads` and `fork` scenarios:
 Whether the code is fully patched or fully restored after each failure is
 checked byte for byte by fault_test (the same fault points, in-process).
 
-Usage: test_record_faults.py --padhook PADHOOK --target TRACE_TARGET --work DIR
+Usage: test_record_faults.py --padhook PADHOOK --target TRACE_TARGET --plugin PLUGIN --work DIR
 """
 import argparse
 import os
@@ -31,9 +33,12 @@ ARGS = None
 
 # Kinds whose every call has a fallback: a failure there must cost nothing.
 FALLBACK = {"membarrier"}
-KINDS = ["open", "mmap", "ftruncate", "mprotect", "pwrite", "sigaction", "tgkill", "membarrier",
-         "alloc"]
-SCENARIOS = ["threads", "fork"]
+# (kind, mode): strict W^X (PADHOOK_STRICT_WX=1) writes code through
+# /proc/self/mem, the only mode that opens it and calls pwrite.
+KINDS = [("open", "fast"), ("open", "strict"), ("mmap", "fast"), ("ftruncate", "fast"),
+         ("mprotect", "fast"), ("pwrite", "strict"), ("sigaction", "fast"), ("tgkill", "fast"),
+         ("membarrier", "fast"), ("alloc", "fast")]
+MODE_ENV = {"fast": {}, "strict": {"PADHOOK_STRICT_WX": "1"}}
 REPORT = re.compile(r"padhook-trace: PADHOOK_TRACE_FAULT=(\S+): (\d+) calls of (\S+) seen, "
                     r"(it failed on purpose|not reached)")
 SUMMARY = re.compile(r"padhook record: (\d+) functions, (\d+) events, (\d+) lost")
@@ -50,10 +55,16 @@ def environment(extra=None):
 
 
 class RecordFaultTest(unittest.TestCase):
-    def record(self, trace, scenario, fault=None):
+    @staticmethod
+    def command(scenario):
+        return [ARGS.target, scenario] + ([ARGS.plugin] if scenario == "dlopen_busy" else [])
+
+    def record(self, trace, scenario, fault=None, mode="fast"):
         shutil.rmtree(trace, ignore_errors=True)
-        extra = {"PADHOOK_TRACE_FAULT": fault} if fault else {}
-        return subprocess.run([ARGS.padhook, "record", "-o", trace, "--", ARGS.target, scenario],
+        extra = dict(MODE_ENV[mode])
+        if fault:
+            extra["PADHOOK_TRACE_FAULT"] = fault
+        return subprocess.run([ARGS.padhook, "record", "-o", trace, "--", *self.command(scenario)],
                               cwd=ARGS.work, env=environment(extra), capture_output=True,
                               text=True, timeout=120)
 
@@ -67,7 +78,7 @@ class RecordFaultTest(unittest.TestCase):
     def run_scenario(self, scenario):
         work = os.path.join(ARGS.work, scenario)
         os.makedirs(work, exist_ok=True)
-        plain = subprocess.run([ARGS.target, scenario], cwd=ARGS.work, env=environment(),
+        plain = subprocess.run(self.command(scenario), cwd=ARGS.work, env=environment(),
                                capture_output=True, text=True, timeout=120)
         trace = os.path.join(work, "padhook.data")
         base = self.record(trace, scenario)
@@ -75,12 +86,12 @@ class RecordFaultTest(unittest.TestCase):
         self.assertIsNotNone(base_summary, base.stderr)
         base_functions = int(base_summary.group(1))
         self.assertGreater(base_functions, 0, base.stderr)
-        for kind in KINDS:
+        for kind, mode in KINDS:
             nth = 1
             while True:
                 fault = f"{kind}:{nth}"
-                what = f"{scenario} {fault}"
-                result = self.record(trace, scenario, fault)
+                what = f"{scenario} {fault} ({mode} mode)"
+                result = self.record(trace, scenario, fault, mode)
                 # The program: as without padhook.
                 self.assertEqual(result.returncode, plain.returncode, f"{what}:\n{result.stderr}")
                 self.assertEqual(result.stdout, plain.stdout, f"{what}:\n{result.stderr}")
@@ -93,7 +104,7 @@ class RecordFaultTest(unittest.TestCase):
                 functions, lost = int(summary.group(1)), int(summary.group(3))
                 messages = [line for line in result.stderr.splitlines()
                             if line.startswith("padhook-trace:") and not REPORT.match(line)]
-                counts = TOTALS.setdefault(kind, [0, 0])
+                counts = TOTALS.setdefault(f"{kind} ({mode})", [0, 0])
                 counts[0] += 1
                 if injected:
                     counts[1] += 1
@@ -121,12 +132,16 @@ class RecordFaultTest(unittest.TestCase):
     def test_fork(self):
         self.run_scenario("fork")
 
+    def test_dlopen_busy(self):
+        self.run_scenario("dlopen_busy")
+
 
 def main():
     global ARGS
     parser = argparse.ArgumentParser()
     parser.add_argument("--padhook", required=True)
     parser.add_argument("--target", required=True)
+    parser.add_argument("--plugin", required=True)
     parser.add_argument("--work", required=True)
     ARGS, rest = parser.parse_known_args()
     os.makedirs(ARGS.work, exist_ok=True)

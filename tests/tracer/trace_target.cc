@@ -9,6 +9,9 @@
 //   exit N       exit(N) from a nested function
 //   segv         a segmentation fault
 //   dlopen LIB   dlopen()s the plugin, calls its function twice
+//   dlopen_busy LIB  the same while another thread calls leaf() (so that
+//                padhook stops it if the plugin's sites need converting:
+//                GCC's NOP runs)
 //   durations    short and long calls for --min-duration
 //   wait         enters waiting() and sleeps until killed
 //   many N       N calls of leaf() (for a trace that cannot grow: disk full)
@@ -23,6 +26,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -233,6 +237,38 @@ TRACED void scenario_oracle() {
          g_calls[3]);
 }
 
+// ---- dlopen while another thread runs traced code ----
+volatile bool g_busy_stop;
+volatile bool g_busy_started;
+
+TRACED void* busy_worker(void*) {
+  g_busy_started = true;
+  while (!g_busy_stop) leaf(1);
+  return nullptr;
+}
+
+int call_plugin(const char* path) {
+  void* library = dlopen(path, RTLD_NOW);
+  if (library == nullptr) {
+    fprintf(stderr, "dlopen: %s\n", dlerror());
+    return 1;
+  }
+  auto function = reinterpret_cast<int (*)(int)>(dlsym(library, "plugin_function"));
+  if (function == nullptr) return 1;
+  g_sink = g_sink + static_cast<unsigned long>(function(2) + function(3));
+  return 0;
+}
+
+int scenario_dlopen_busy(const char* path) {
+  pthread_t busy;
+  pthread_create(&busy, nullptr, busy_worker, nullptr);
+  while (!g_busy_started) sched_yield();
+  const int status = call_plugin(path);
+  g_busy_stop = true;
+  pthread_join(busy, nullptr);
+  return status;
+}
+
 TRACED void scenario_many(long n) {
   for (long i = 0; i < n; ++i) leaf(1);
   g_sink = g_sink + 1;
@@ -274,14 +310,9 @@ int main(int argc, char** argv) {
   } else if (scenario == "segv") {
     crash();
   } else if (scenario == "dlopen" && argc > 2) {
-    void* library = dlopen(argv[2], RTLD_NOW);
-    if (library == nullptr) {
-      fprintf(stderr, "dlopen: %s\n", dlerror());
-      return 1;
-    }
-    auto function = reinterpret_cast<int (*)(int)>(dlsym(library, "plugin_function"));
-    if (function == nullptr) return 1;
-    g_sink = g_sink + static_cast<unsigned long>(function(2) + function(3));
+    return call_plugin(argv[2]);
+  } else if (scenario == "dlopen_busy" && argc > 2) {
+    return scenario_dlopen_busy(argv[2]);
   } else if (scenario == "durations") {
     scenario_durations();
   } else if (scenario == "many" && argc > 2) {
