@@ -67,6 +67,31 @@ struct ThreadCheck {
   int64_t balance = 0;
 };
 thread_local ThreadCheck tls_check[kClients];
+
+// The last events of each worker thread (clients 0 and 1), for the report of
+// a violation: what happened, not only that it did. Written by the thread's
+// handlers and signal handler (a signal handler's writes nest), read by the
+// thread itself at the end of an iteration.
+enum EventKind : uint8_t { kEntryEvent, kExitEvent, kUnwoundEvent, kSignalIn, kSignalOut };
+struct Event {
+  uint8_t kind, client;
+  int16_t depth;  // the client's depth after the event
+  uint32_t iteration;
+  uintptr_t function;
+  uintptr_t caller;  // the return address the call will return to
+};
+constexpr unsigned kRing = 256;
+thread_local Event tls_ring[kRing];
+thread_local unsigned tls_ring_next = 0;
+thread_local uint32_t tls_iteration = 0;
+void Log(EventKind kind, int client, int depth, uintptr_t function, uintptr_t caller) {
+  tls_ring[tls_ring_next++ % kRing] = {static_cast<uint8_t>(kind),
+                                       static_cast<uint8_t>(client),
+                                       static_cast<int16_t>(depth),
+                                       tls_iteration,
+                                       function,
+                                       caller};
+}
 thread_local bool tls_worker = false;
 thread_local uint64_t tls_signal_calls = 0;  // hooked calls made by this thread's signal handler
 
@@ -83,11 +108,16 @@ void OnEntry(padhook_call* c, void* data) {
     g_other_thread_events.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  ThreadCheck& t = tls_check[reinterpret_cast<intptr_t>(data)];
+  const int client = static_cast<int>(reinterpret_cast<intptr_t>(data));
+  ThreadCheck& t = tls_check[client];
   ++t.entries;
   ++t.balance;
   if (t.depth < kMaxDepth) t.stack[t.depth] = reinterpret_cast<uintptr_t>(padhook_call_function(c));
   ++t.depth;
+  if (client < 2) {
+    Log(kEntryEvent, client, t.depth, reinterpret_cast<uintptr_t>(padhook_call_function(c)),
+        reinterpret_cast<uintptr_t>(padhook_call_caller(c)));
+  }
 }
 
 void OnExit(padhook_call* c, void* data) {
@@ -97,10 +127,16 @@ void OnExit(padhook_call* c, void* data) {
     g_other_thread_events.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  ThreadCheck& t = tls_check[reinterpret_cast<intptr_t>(data)];
+  const int client = static_cast<int>(reinterpret_cast<intptr_t>(data));
+  ThreadCheck& t = tls_check[client];
   ++t.exits;
   --t.balance;
   if (padhook_call_is_unwound(c)) ++t.unwound;
+  if (client < 2) {
+    Log(padhook_call_is_unwound(c) ? kUnwoundEvent : kExitEvent, client, t.depth - 1,
+        reinterpret_cast<uintptr_t>(padhook_call_function(c)),
+        reinterpret_cast<uintptr_t>(padhook_call_caller(c)));
+  }
   if (t.depth == 0) {
     ++t.underflows;
     return;
@@ -135,6 +171,7 @@ void OnSignal(int) {
     balance[c] = tls_check[c].balance;
     depth[c] = tls_check[c].depth;
   }
+  if (tls_worker) Log(kSignalIn, 0, 0, 0, 0);
   if (soak_in_signal(7) != ((7 * 5 + 1) ^ 0x55)) g_wrong.fetch_add(1, std::memory_order_relaxed);
   for (int c = 0; c < 2 && tls_worker; ++c) {
     if ((state[c] & 1) == 0 || g_state[c].load() != state[c]) continue;
@@ -146,6 +183,7 @@ void OnSignal(int) {
                          k.depth > 0 && k.depth <= kMaxDepth ? k.stack[k.depth - 1] : 0};
     }
   }
+  if (tls_worker) Log(kSignalOut, 0, 0, 0, 0);
   g_signal_calls.fetch_add(1, std::memory_order_relaxed);
   ++tls_signal_calls;
   errno = saved;
@@ -163,6 +201,14 @@ struct Totals {  // per worker, summed at the end
   uint64_t transition_misordered = 0;
 };
 
+std::vector<std::pair<const char*, uintptr_t>> KnownFunctions() {
+  return {{"soak_leaf", reinterpret_cast<uintptr_t>(&soak_leaf)},
+          {"soak_pair", reinterpret_cast<uintptr_t>(&soak_pair)},
+          {"soak_recurse", reinterpret_cast<uintptr_t>(&soak_recurse)},
+          {"soak_in_signal", reinterpret_cast<uintptr_t>(&soak_in_signal)},
+          {"soak_thrower", reinterpret_cast<uintptr_t>(&soak_thrower)}};
+}
+
 // Says what a violating iteration did, the first few times: enough to tell a
 // lost exit of an exception's frames from one of a signal handler's call.
 std::atomic<int> g_reports{0};
@@ -172,11 +218,30 @@ void ReportViolation(int worker, int client, const ThreadCheck& k, int64_t balan
   if (g_reports.fetch_add(1) >= 5) return;
   std::string stack;
   for (int i = 0; i < k.depth && i < kMaxDepth && i < 8; ++i) {
-    Dl_info info{};
-    const void* fn = reinterpret_cast<const void*>(k.stack[i]);
-    stack += (dladdr(fn, &info) != 0 && info.dli_sname != nullptr) ? info.dli_sname : "?";
-    stack += ' ';
+    char address[32];
+    std::snprintf(address, sizeof address, "%#lx ", static_cast<unsigned long>(k.stack[i]));
+    stack += address;
   }
+  std::string names;
+  for (const auto& [name, address] : KnownFunctions()) {
+    char line[64];
+    std::snprintf(line, sizeof line, " %s=%#lx", name, static_cast<unsigned long>(address));
+    names += line;
+  }
+  std::string ring;
+  static const char* const kKinds[] = {"entry", "exit", "unwound", "signal-in", "signal-out"};
+  for (unsigned i = 0; i < kRing; ++i) {
+    const Event& e = tls_ring[(tls_ring_next + i) % kRing];
+    if (e.function == 0 && e.kind < kSignalIn) continue;
+    char line[160];
+    std::snprintf(line, sizeof line, "\n    it %u %-10s client %u depth %d fn %#lx caller %#lx",
+                  e.iteration, kKinds[e.kind], e.client, e.depth,
+                  static_cast<unsigned long>(e.function), static_cast<unsigned long>(e.caller));
+    ring += line;
+  }
+  std::fprintf(stderr,
+               "soak: violation: functions:%s; this thread's last events (iteration %u):%s\n",
+               names.c_str(), tls_iteration, ring.c_str());
   std::fprintf(stderr,
                "soak: violation: worker %d client %d: balance changed by %ld, depth %d (open: "
                "%s), %lu entries for %lu calls; this iteration threw through %d frames: %s, "
@@ -198,6 +263,7 @@ void Worker(int id, const std::vector<padhook::reliab::Fn>& fns, const std::atom
   std::mt19937 rng(static_cast<unsigned>(id) * 7919u + 1u);
   Totals t;
   while (!stop.load(std::memory_order_relaxed)) {
+    ++tls_iteration;
     uint64_t s0[kClients], e0[kClients], o0[kClients];
     int64_t b0[kClients];
     for (int c = 0; c < kClients; ++c) {
@@ -268,7 +334,7 @@ void Worker(int id, const std::vector<padhook::reliab::Fn>& fns, const std::atom
       t.misordered += order;
       const uint64_t entries = k.entries - e0[c];
       ++t.checked;
-      const bool missed = entries < expected[c];  // a call the handler did not see
+      const bool missed = entries < expected[c];            // a call the handler did not see
       const bool unbalanced = c < 2 && k.balance != b0[c];  // entry+exit clients
       const bool left_open = c < 2 && k.depth != 0;
       t.missed += missed, t.unbalanced += unbalanced, t.left_open += left_open;
@@ -441,8 +507,8 @@ int main(int argc, char** argv) {
   if (g_sig_bad.load()) {
     const SignalViolation& v = g_sig_violation;
     Dl_info info{};
-    const bool named = dladdr(reinterpret_cast<const void*>(v.top), &info) != 0 &&
-                       info.dli_sname != nullptr;
+    const bool named =
+        dladdr(reinterpret_cast<const void*>(v.top), &info) != 0 && info.dli_sname != nullptr;
     std::printf(
         "soak: %lu signal-handler calls changed a client's balance; the first: client %d, "
         "balance %+ld, depth %d -> %d, on top: %s\n",
@@ -452,9 +518,9 @@ int main(int argc, char** argv) {
   }
   std::printf("soak: recursion-guard skips %lu\n",
               static_cast<unsigned long>(padhook_recursion_skips()));
-  const bool ok = sum.imbalance == 0 && g_signal_imbalance.load() == 0 && g_wrong.load() == 0 && g_fork_failures.load() == 0 &&
-                  failures == 0 && dl_wrong == 0 && sum.checked > 0 && attaches > 0 &&
-                  (library.empty() || dl_cycles > 0);
+  const bool ok = sum.imbalance == 0 && g_signal_imbalance.load() == 0 && g_wrong.load() == 0 &&
+                  g_fork_failures.load() == 0 && failures == 0 && dl_wrong == 0 &&
+                  sum.checked > 0 && attaches > 0 && (library.empty() || dl_cycles > 0);
   std::printf(
       "soak: imbalance by kind: %lu calls missed, %lu entry/exit counts unequal, %lu left "
       "open, %lu out of order (and %lu out of order across an attach or detach, not counted)\n",
