@@ -273,7 +273,8 @@ std::shared_ptr<Module> NewModule(const elf::ElfImage& image, uintptr_t bias) {
 // ---- This process -----------------------------------------------------------
 
 struct LoadedObject {
-  std::string path;
+  std::string path;       // what users see
+  std::string open_path;  // what is read: the main program's is /proc/self/exe
   uintptr_t bias = 0;
   uintptr_t low = UINTPTR_MAX, high = 0;  // from the program headers in memory
   bool main_program = false;
@@ -300,15 +301,22 @@ int CollectObject(dl_phdr_info* info, size_t size, void* data) {
   object.main_program = main_program;
   const char* name = info->dlpi_name ? info->dlpi_name : "";
   if (main_program && *name == '\0') {
-    // The main program's link_map has no name; /proc/self/exe has it.
+    // The main program's link_map has no name; /proc/self/exe has it. Its
+    // file is read through /proc/self/exe, which still opens it after it was
+    // deleted or replaced on disk (a package upgrade), when readlink says
+    // "<path> (deleted)".
     char path[PATH_MAX];
     const ssize_t length = readlink("/proc/self/exe", path, sizeof path - 1);
     if (length <= 0) return 0;
     object.path.assign(path, static_cast<size_t>(length));
+    static constexpr std::string_view kDeleted = " (deleted)";
+    if (object.path.ends_with(kDeleted)) object.path.resize(object.path.size() - kDeleted.size());
+    object.open_path = "/proc/self/exe";
   } else if (*name != '/' && *name != '.') {
     return 0;  // the vdso ("linux-vdso.so.1" or ""): no file behind it
   } else {
     object.path = name;
+    object.open_path = name;
   }
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& phdr = info->dlpi_phdr[i];
@@ -473,7 +481,7 @@ std::shared_ptr<const Module> LoadProcessModule(const LoadedObject& object) {
     if (!reference->Holds(object.bias)) return nullptr;  // being unloaded
   }
   std::shared_ptr<Module> module;
-  if (!HasNopRun(object) && !MayHavePatchableSection(object.path)) {
+  if (!HasNopRun(object) && !MayHavePatchableSection(object.open_path)) {
     module = std::make_shared<Module>();  // nothing instrumented: see the pre-check above
     module->path = object.path;
     module->bias = object.bias;
@@ -483,9 +491,10 @@ std::shared_ptr<const Module> LoadProcessModule(const LoadedObject& object) {
     module->high = object.high;
     return module;
   }
-  auto image = elf::ElfImage::Open(object.path);
+  auto image = elf::ElfImage::Open(object.open_path);
   if (image.ok()) {
     module = NewModule(**image, object.bias);
+    module->path = object.path;
     AddFunctions(**image, MemoryReader(**image, object.bias), *module);
   } else {
     // Still listed, so FindModule knows the range, but with nothing to trace.
@@ -643,7 +652,8 @@ Status FunctionTable::RefreshLocked() {
   auto snapshot = std::make_shared<Snapshot>();
   std::map<std::pair<std::string, uintptr_t>, std::shared_ptr<const Module>> cache;
   for (const LoadedObject& object : scan.objects) {
-    auto key = std::make_pair(object.path, object.bias);
+    // The main program by its place alone: its name can change (deleted).
+    auto key = std::make_pair(object.main_program ? std::string() : object.path, object.bias);
     std::shared_ptr<const Module> module;
     if (auto cached = cache_.find(key); cached != cache_.end()) {
       module = cached->second;
