@@ -1,9 +1,13 @@
 // The ISA port's byte-level contract: classification and slot encoding.
-#include <gtest/gtest.h>
-
-#include <vector>
-
 #include "arch.h"
+
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/ucontext.h>
+
+#include <string>
+#include <vector>
 
 namespace padhook::arch {
 namespace {
@@ -112,3 +116,110 @@ TEST(ArchTest, RecommendedLayoutsKeepIndexAndSiteAligned) {
 
 }  // namespace
 }  // namespace padhook::arch
+
+// ---- Contexts of signal handlers already running ------------------------------
+//
+// A SIGUSR1 handler raises SIGUSR2; the SIGUSR2 handler asks for the outer
+// contexts: the first is the one SIGUSR1 interrupted (the code that raised
+// it), and writing its PC changes where the SIGUSR1 handler returns to.
+namespace outer_contexts {
+
+volatile sig_atomic_t g_found = -1;
+uintptr_t g_outer_pc = 0;
+uintptr_t g_outer_sp = 0;
+volatile sig_atomic_t g_resumed_at_label = 0;
+
+void OnUsr2(int, siginfo_t*, void* ucontext) {
+  void* outer[8];
+  g_found = static_cast<int>(padhook::arch::OuterSignalContexts(ucontext, outer, 8));
+  if (g_found >= 1) {
+    g_outer_pc = padhook::arch::ContextPc(outer[0]);
+    g_outer_sp =
+        static_cast<uintptr_t>(static_cast<ucontext_t*>(outer[0])->uc_mcontext.gregs[REG_RSP]);
+  }
+}
+
+void OnUsr1(int) { raise(SIGUSR2); }
+
+}  // namespace outer_contexts
+
+TEST(ArchTest, OuterSignalContextsFindsTheInterruptedHandlersContext) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer runs signal handlers itself, later, from its own frames: "
+                  "there is no kernel signal frame to find (padhook's patching is not run "
+                  "under TSan either)";
+#endif
+  using namespace outer_contexts;
+  struct sigaction usr1 = {}, usr2 = {}, old1, old2;
+  usr1.sa_handler = OnUsr1;
+  usr2.sa_sigaction = OnUsr2;
+  usr2.sa_flags = SA_SIGINFO;
+  ASSERT_EQ(sigaction(SIGUSR1, &usr1, &old1), 0);
+  ASSERT_EQ(sigaction(SIGUSR2, &usr2, &old2), 0);
+  // SIGUSR1 is delivered on the way out of the tgkill system call: the outer
+  // context's PC is right after the syscall instruction of raise().
+  const uintptr_t sp_before = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+  raise(SIGUSR1);
+  sigaction(SIGUSR1, &old1, nullptr);
+  sigaction(SIGUSR2, &old2, nullptr);
+  ASSERT_EQ(g_found, 1) << "one handler (SIGUSR1's) was running around SIGUSR2's";
+  Dl_info info{};
+  ASSERT_NE(dladdr(reinterpret_cast<void*>(g_outer_pc), &info), 0);
+  ASSERT_NE(info.dli_fname, nullptr);
+  EXPECT_NE(std::string(info.dli_fname).find("libc.so"), std::string::npos)
+      << "the outer PC should be in raise(), in libc: " << info.dli_fname;
+  EXPECT_LT(g_outer_sp, sp_before) << "raise()'s stack is below this test's frame";
+  EXPECT_GT(g_outer_sp + 4096, sp_before);
+}
+
+TEST(ArchTest, OuterSignalContextsFindsNoneOutsideNestedHandlers) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer runs signal handlers itself, later, from its own frames: "
+                  "there is no kernel signal frame to find (padhook's patching is not run "
+                  "under TSan either)";
+#endif
+  using namespace outer_contexts;
+  struct sigaction usr2 = {}, old2;
+  usr2.sa_sigaction = OnUsr2;
+  usr2.sa_flags = SA_SIGINFO;
+  ASSERT_EQ(sigaction(SIGUSR2, &usr2, &old2), 0);
+  g_found = -1;
+  raise(SIGUSR2);
+  sigaction(SIGUSR2, &old2, nullptr);
+  EXPECT_EQ(g_found, 0);
+}
+
+// Two signals delivered at once (both pending when they are unblocked): the
+// kernel sets up SIGUSR1's frame, then SIGUSR2's on top of it, so SIGUSR2's
+// handler interrupts SIGUSR1's before its first instruction, with the
+// frame's restorer right at the interrupted stack pointer.
+TEST(ArchTest, OuterSignalContextsFindsAHandlerNotStartedYet) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "ThreadSanitizer runs signal handlers itself, later, from its own frames: "
+                  "there is no kernel signal frame to find (padhook's patching is not run "
+                  "under TSan either)";
+#endif
+  using namespace outer_contexts;
+  struct sigaction usr1 = {}, usr2 = {}, old1, old2;
+  usr1.sa_handler = [](int) {};
+  usr2.sa_sigaction = OnUsr2;
+  usr2.sa_flags = SA_SIGINFO;
+  ASSERT_EQ(sigaction(SIGUSR1, &usr1, &old1), 0);
+  ASSERT_EQ(sigaction(SIGUSR2, &usr2, &old2), 0);
+  sigset_t both, previous;
+  sigemptyset(&both);
+  sigaddset(&both, SIGUSR1);
+  sigaddset(&both, SIGUSR2);
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &both, &previous), 0);
+  g_found = -1;
+  raise(SIGUSR1);
+  raise(SIGUSR2);
+  ASSERT_EQ(pthread_sigmask(SIG_SETMASK, &previous, nullptr), 0);  // both delivered here
+  sigaction(SIGUSR1, &old1, nullptr);
+  sigaction(SIGUSR2, &old2, nullptr);
+  ASSERT_EQ(g_found, 1);
+  Dl_info info{};
+  ASSERT_NE(dladdr(reinterpret_cast<void*>(g_outer_pc), &info), 0);
+  EXPECT_NE(std::string(info.dli_fname).find("libc.so"), std::string::npos)
+      << "the outer PC should be in pthread_sigmask(), in libc: " << info.dli_fname;
+}

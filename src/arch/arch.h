@@ -26,9 +26,9 @@ namespace padhook::arch {
 enum class Compiler { kGcc, kClang };
 
 struct Layout {
-  unsigned total_nops;         // N of -fpatchable-function-entry=N,M
-  unsigned nops_before_entry;  // M
-  unsigned function_alignment; // -falign-functions=
+  unsigned total_nops;          // N of -fpatchable-function-entry=N,M
+  unsigned nops_before_entry;   // M
+  unsigned function_alignment;  // -falign-functions=
 };
 
 // The layout padhook recommends; `landing_pads` is true when the program is
@@ -102,6 +102,17 @@ uintptr_t ContextPc(const void* ucontext);
 void SetContextPc(void* ucontext, uintptr_t pc);
 // After a breakpoint trap, the address of the breakpoint instruction.
 uintptr_t BreakpointAddress(const void* ucontext);
+// The contexts a signal handler will return to beyond its own: when the
+// handler given `ucontext` interrupted another signal handler, the context
+// that one interrupted, and so on outwards. Writes up to `max` of them to
+// `out`, innermost first, and returns how many. Async-signal-safe; reads the
+// stack only through a system call, so a damaged stack cannot crash it. A
+// frame is recognized by the kernel's layout and the restorer the innermost
+// frame returns through (a handler installed with another restorer ends the
+// walk). Used where a thread must not resume inside bytes padhook rewrote
+// (protocol C of patch/live_patcher.cc): a signal handler that was running
+// when the thread was stopped will return to the context its frame saved.
+size_t OuterSignalContexts(void* ucontext, void** out, size_t max);
 
 // ---- The trampoline ------------------------------------------------------------
 // EntryFromSiteReturn(site_return): from the return address the site's call

@@ -51,7 +51,13 @@
 //   C4. Release the threads. Each checks its own interrupted PC: inside a
 //       converted run (site < pc < site + kSiteSize) it moves the PC to
 //       site + kSiteSize, which is what executing the remaining NOPs would
-//       have done.
+//       have done. It checks the same in the contexts saved by signal
+//       handlers it was already running when the stop signal came (found in
+//       their frames on the stack: arch::OuterSignalContexts): such a handler
+//       returns later to a PC the stop handler's own context does not show.
+//       (Found by the soak: a SIGUSR1 handler interrupted a NOP run, the
+//       stop signal interrupted the handler, and the thread later resumed
+//       inside the new 5-byte NOP: SIGILL.)
 //   C5. Wait until every thread has left the handler; restore the signal's
 //       previous disposition. A thread that does not arrive in time (it blocks
 //       the signal) fails the conversion before anything is written.
@@ -425,7 +431,10 @@ struct StopState {
   std::atomic<int> released{0};  // futex word: 0 while stopped
   std::vector<uintptr_t> runs;   // the converted sites, sorted
   std::atomic<uint64_t> moved{0};
+  std::atomic<uint64_t> moved_outer{0};  // of those, contexts of signal handlers already running
 };
+// Signal handlers nested in each other, at most, whose contexts C4 checks.
+constexpr size_t kMaxOuterContexts = 8;
 StopState* g_stop = nullptr;  // set before the first signal is sent
 
 void OnStopSignal(int, siginfo_t*, void* ucontext) {
@@ -436,14 +445,20 @@ void OnStopSignal(int, siginfo_t*, void* ucontext) {
   while (st->released.load(std::memory_order_acquire) == 0) {
     Futex(&st->released, FUTEX_WAIT_PRIVATE, 0);
   }
-  const uintptr_t pc = arch::ContextPc(ucontext);
+  // C4, for the context this handler returns to and for those of signal
+  // handlers the thread was already running (it returns to those later).
+  void* contexts[1 + kMaxOuterContexts] = {ucontext};
+  const size_t count = 1 + arch::OuterSignalContexts(ucontext, contexts + 1, kMaxOuterContexts);
   const auto& runs = st->runs;
-  auto it = std::upper_bound(runs.begin(), runs.end(), pc);  // first site > pc
-  if (it != runs.begin()) {
+  for (size_t i = 0; i < count; ++i) {
+    const uintptr_t pc = arch::ContextPc(contexts[i]);
+    auto it = std::upper_bound(runs.begin(), runs.end(), pc);  // first site > pc
+    if (it == runs.begin()) continue;
     const uintptr_t site = *(it - 1);
     if (pc > site && pc < site + kSiteSize) {
-      arch::SetContextPc(ucontext, site + kSiteSize);  // C4
+      arch::SetContextPc(contexts[i], site + kSiteSize);
       st->moved.fetch_add(1, std::memory_order_relaxed);
+      if (i > 0) st->moved_outer.fetch_add(1, std::memory_order_relaxed);
     }
   }
   st->departed.fetch_add(1, std::memory_order_acq_rel);
@@ -617,6 +632,7 @@ Status ConvertNopRunsLocked(std::vector<uintptr_t> sites) {
   sigaction(sig, &previous, nullptr);
   ++g_stats.stop_the_world;
   g_stats.threads_moved += state->moved.load();
+  g_stats.outer_contexts_moved += state->moved_outer.load();
   if (!all_stopped) {
     // A handler may still be entered late (the signal was delivered just
     // before SIG_IGN): the state must outlive it, so it is never freed.

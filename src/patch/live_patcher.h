@@ -50,16 +50,17 @@ inline void AddSitePages(uintptr_t entry, PageSet* pages) {
 // Statistics for tests and benchmarks.
 struct PatcherStats {
   uint64_t batches = 0;
-  uint64_t single_store_sites = 0;  // toggled with one aligned 8-byte store
-  uint64_t breakpoint_sites = 0;    // toggled with the int3 protocol
-  uint64_t sync_rounds = 0;         // serializing barriers issued
-  uint64_t breakpoint_hits = 0;     // threads that ran into an in-flight int3
-  uint64_t stop_the_world = 0;      // NOP-run conversions (protocol C)
-  uint64_t converted_sites = 0;     // NOP runs turned into one NOP
-  uint64_t replanned_batches = 0;   // S1 passes that left sites to S2, or failed
-  uint64_t threads_moved = 0;       // threads found inside a NOP run and moved past it
-  uint64_t chained_traps = 0;       // SIGTRAPs passed on to the application's handler
-  uint64_t late_traps = 0;          // int3s of a finished batch whose SIGTRAP came late
+  uint64_t single_store_sites = 0;    // toggled with one aligned 8-byte store
+  uint64_t breakpoint_sites = 0;      // toggled with the int3 protocol
+  uint64_t sync_rounds = 0;           // serializing barriers issued
+  uint64_t breakpoint_hits = 0;       // threads that ran into an in-flight int3
+  uint64_t stop_the_world = 0;        // NOP-run conversions (protocol C)
+  uint64_t converted_sites = 0;       // NOP runs turned into one NOP
+  uint64_t replanned_batches = 0;     // S1 passes that left sites to S2, or failed
+  uint64_t threads_moved = 0;         // threads found inside a NOP run and moved past it
+  uint64_t outer_contexts_moved = 0;  // of those, in a context a running signal handler saved
+  uint64_t chained_traps = 0;         // SIGTRAPs passed on to the application's handler
+  uint64_t late_traps = 0;            // int3s of a finished batch whose SIGTRAP came late
 };
 PatcherStats Stats();
 

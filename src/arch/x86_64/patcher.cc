@@ -2,7 +2,10 @@
 // encodings, jump stubs, thread contexts.
 #include <signal.h>
 #include <sys/ucontext.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
+#include <cstdint>
 #include <cstring>
 
 #include "arch.h"
@@ -10,8 +13,8 @@
 namespace padhook::arch {
 namespace {
 
-constexpr uint8_t kCallRel32 = 0xE8;                          // call rel32
-constexpr uint8_t kNop5[] = {0x0F, 0x1F, 0x44, 0x00, 0x00};   // nopl 0(%rax,%rax,1)
+constexpr uint8_t kCallRel32 = 0xE8;                             // call rel32
+constexpr uint8_t kNop5[] = {0x0F, 0x1F, 0x44, 0x00, 0x00};      // nopl 0(%rax,%rax,1)
 constexpr uint8_t kJmpRipIndirect[] = {0xFF, 0x25, 0, 0, 0, 0};  // jmp *0(%rip)
 
 }  // namespace
@@ -37,7 +40,8 @@ size_t EncodeJumpStub(uint64_t stub_address, uint64_t target, std::span<uint8_t,
 }
 
 uintptr_t ContextPc(const void* ucontext) {
-  return static_cast<uintptr_t>(static_cast<const ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RIP]);
+  return static_cast<uintptr_t>(
+      static_cast<const ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RIP]);
 }
 
 void SetContextPc(void* ucontext, uintptr_t pc) {
@@ -46,5 +50,87 @@ void SetContextPc(void* ucontext, uintptr_t pc) {
 
 // int3 traps with the PC after the instruction.
 uintptr_t BreakpointAddress(const void* ucontext) { return ContextPc(ucontext) - 1; }
+
+namespace {
+
+// The kernel's x86-64 signal frame (arch/x86/include/asm/sigframe.h):
+//   P + 0     pretcode: the restorer the handler returns to (its "return address")
+//   P + 8     struct ucontext (304 bytes): uc_flags, uc_link, uc_stack, then
+//             uc_mcontext, whose layout glibc's mcontext_t shares (gregs[23],
+//             fpregs pointer)
+//   P + 312   siginfo (128 bytes)
+//   P + 440   (after at most 64 bytes of alignment) the FPU state, which the
+//             saved fpregs pointer names
+// The frame lies below the interrupted stack pointer (and its red zone), or
+// on an alternate signal stack anywhere.
+constexpr size_t kUcOffset = 8;
+constexpr size_t kUcFlags = 0, kUcMcontext = 40;
+constexpr size_t kGregRsp = kUcMcontext + 8 * REG_RSP;
+constexpr size_t kFpregs = kUcMcontext + 8 * NGREG;
+constexpr size_t kFrameSize = 440;
+constexpr size_t kWalkLimit = 256 * 1024;  // how far above a stack pointer to look
+
+// Reads `size` bytes at `address` of this process, or fails (unmapped).
+bool ReadOwn(uintptr_t address, void* out, size_t size) {
+  iovec local{out, size};
+  iovec remote{reinterpret_cast<void*>(address), size};
+  return process_vm_readv(getpid(), &local, 1, &remote, 1, 0) == static_cast<ssize_t>(size);
+}
+
+uint64_t Word(const uint8_t* bytes, size_t offset) {
+  uint64_t w;
+  std::memcpy(&w, bytes + offset, sizeof w);
+  return w;
+}
+
+// The first signal frame returning through `restorer` at or above `sp`.
+uintptr_t FindFrameAbove(uintptr_t sp, uint64_t restorer) {
+  alignas(16) uint8_t page[4096];
+  uint8_t frame[kFrameSize];
+  // From sp itself: a handler interrupted before its first instruction (two
+  // signals delivered at once) has its frame's pretcode exactly at sp.
+  const uintptr_t start = sp;
+  for (uintptr_t chunk = start & ~uintptr_t{4095}; chunk < start + kWalkLimit; chunk += 4096) {
+    if (!ReadOwn(chunk, page, sizeof page)) return 0;  // the top of the stack
+    // Frames start at 8 mod 16 (the kernel aligns the ucontext to 16).
+    for (size_t at = 8; at < sizeof page; at += 16) {
+      const uintptr_t p = chunk + at;
+      if (p < start || Word(page, at) != restorer) continue;
+      if (!ReadOwn(p, frame, sizeof frame)) continue;
+      const uint64_t flags = Word(frame, kUcOffset + kUcFlags);
+      const uint64_t fpregs = Word(frame, kUcOffset + kFpregs);
+      // uc_flags holds UC_FP_XSTATE, UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS
+      // only; the FPU state sits right above the frame.
+      if ((flags & ~uint64_t{7}) != 0 || fpregs < p + kFrameSize || fpregs >= p + kFrameSize + 64) {
+        continue;
+      }
+      return p;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+size_t OuterSignalContexts(void* ucontext, void** out, size_t max) {
+  // The innermost handler was entered with the restorer as its return
+  // address, right below its ucontext.
+  uint64_t restorer;
+  if (!ReadOwn(reinterpret_cast<uintptr_t>(ucontext) - kUcOffset, &restorer, sizeof restorer)) {
+    return 0;
+  }
+  size_t found = 0;
+  uintptr_t sp =
+      static_cast<uintptr_t>(static_cast<ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RSP]);
+  while (found < max) {
+    const uintptr_t frame = FindFrameAbove(sp, restorer);
+    if (frame == 0) break;
+    out[found++] = reinterpret_cast<void*>(frame + kUcOffset);
+    uint64_t outer_sp;
+    if (!ReadOwn(frame + kUcOffset + kGregRsp, &outer_sp, sizeof outer_sp)) break;
+    sp = outer_sp;
+  }
+  return found;
+}
 
 }  // namespace padhook::arch
