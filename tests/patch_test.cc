@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/ucontext.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -68,11 +70,11 @@ struct Variant {
   volatile int* original_runs;
 };
 
-#define PT_VARIANT(prefix, is_gcc, is_cet)                                                        \
-  Variant {                                                                                       \
-    #prefix, is_gcc, is_cet, &prefix##_add, &prefix##_sum8, &prefix##_scale, &prefix##_vsum,       \
-        &prefix##_recurse, &prefix##_fault_prone, &prefix##_original, &prefix##_replacement,      \
-        &prefix##_victim, &prefix##_fault_prone_runs, &prefix##_original_runs                     \
+#define PT_VARIANT(prefix, is_gcc, is_cet)                                                   \
+  Variant {                                                                                  \
+#prefix, is_gcc, is_cet, &prefix##_add, &prefix##_sum8, &prefix##_scale, &prefix##_vsum, \
+        &prefix##_recurse, &prefix##_fault_prone, &prefix##_original, &prefix##_replacement, \
+        &prefix##_victim, &prefix##_fault_prone_runs, &prefix##_original_runs                \
   }
 
 const Variant kVariants[] = {
@@ -92,7 +94,9 @@ using Bytes5 = std::array<uint8_t, 5>;
 const Bytes5 kNopRun = {0x90, 0x90, 0x90, 0x90, 0x90};  // GCC's site, and every empty slot
 const Bytes5 kNop5 = {0x0f, 0x1f, 0x44, 0x00, 0x00};    // GCC's site once converted
 // clang 14's site: nopl 8(%rax,%rax,1) (0f 1f 44 00 08); any 5-byte nopl disp8.
-bool IsNopl5(const Bytes5& b) { return b[0] == 0x0f && b[1] == 0x1f && b[2] == 0x44 && b[3] == 0x00; }
+bool IsNopl5(const Bytes5& b) {
+  return b[0] == 0x0f && b[1] == 0x1f && b[2] == 0x44 && b[3] == 0x00;
+}
 const uint8_t kEndbr64[] = {0xf3, 0x0f, 0x1e, 0xfa};
 
 bool HasEndbr(const void* entry) { return std::memcmp(entry, kEndbr64, 4) == 0; }
@@ -228,7 +232,8 @@ class PatchTest : public ::testing::TestWithParam<Param> {
 
 INSTANTIATE_TEST_SUITE_P(All, PatchTest,
                          ::testing::Combine(::testing::Range(0, kVariantCount),
-                                            ::testing::Values(WriteMode::kFast, WriteMode::kStrict)),
+                                            ::testing::Values(WriteMode::kFast,
+                                                              WriteMode::kStrict)),
                          ParamName);
 
 // ---- 1. Attach by address ---------------------------------------------------------
@@ -404,7 +409,8 @@ TEST_P(PatchTest, SkipReturnsTheHandlersValueWithoutRunningTheBody) {
   std::atomic<int> calls{0};
   padhook_hooks hooks = HooksFor(SkipThirteen, &calls);
   padhook_attachment* a = nullptr;
-  ASSERT_EQ(padhook_attach_address(Addr(v.fault_prone), &hooks, &a), PADHOOK_OK) << padhook_last_error();
+  ASSERT_EQ(padhook_attach_address(Addr(v.fault_prone), &hooks, &a), PADHOOK_OK)
+      << padhook_last_error();
   const int runs = *v.fault_prone_runs;
   EXPECT_EQ(v.fault_prone(13), 1234);
   EXPECT_EQ(*v.fault_prone_runs, runs) << "the body ran";
@@ -441,7 +447,8 @@ TEST_P(PatchTest, DivertRunsTheReplacementWithTheArguments) {
     DivertData d{Addr(v.replacement), rewrite};
     padhook_hooks hooks = HooksFor(DivertHandler, &d);
     padhook_attachment* a = nullptr;
-    ASSERT_EQ(padhook_attach_address(Addr(v.original), &hooks, &a), PADHOOK_OK) << padhook_last_error();
+    ASSERT_EQ(padhook_attach_address(Addr(v.original), &hooks, &a), PADHOOK_OK)
+        << padhook_last_error();
     const int runs = *v.original_runs;
     for (int x : {0, 5, -9, 1000}) {
       EXPECT_EQ(v.original(x), v.replacement(rewrite ? x + 1 : x)) << x;
@@ -468,8 +475,10 @@ TEST_P(PatchTest, EveryClientRunsEvenAfterAnEarlierOneSkips) {
   padhook_hooks count = HooksFor(Count, &counter);
   padhook_attachment* a = nullptr;
   padhook_attachment* b = nullptr;
-  ASSERT_EQ(padhook_attach_address(Addr(v.fault_prone), &skip, &a), PADHOOK_OK) << padhook_last_error();
-  ASSERT_EQ(padhook_attach_address(Addr(v.fault_prone), &count, &b), PADHOOK_OK) << padhook_last_error();
+  ASSERT_EQ(padhook_attach_address(Addr(v.fault_prone), &skip, &a), PADHOOK_OK)
+      << padhook_last_error();
+  ASSERT_EQ(padhook_attach_address(Addr(v.fault_prone), &count, &b), PADHOOK_OK)
+      << padhook_last_error();
   const int runs = *v.fault_prone_runs;
   EXPECT_EQ(v.fault_prone(2), 777);
   EXPECT_EQ(v.fault_prone(3), 777);
@@ -506,11 +515,13 @@ TEST_P(PatchTest, VectorRegistersAreSavedUnlessEveryClientPromisesNotToTouchThem
   padhook_hooks clobber = HooksFor(ClobberVectors, &loud);
   padhook_attachment* a = nullptr;
   padhook_attachment* b = nullptr;
-  ASSERT_EQ(padhook_attach_address(Addr(v.scale), &no_vector, &a), PADHOOK_OK) << padhook_last_error();
+  ASSERT_EQ(padhook_attach_address(Addr(v.scale), &no_vector, &a), PADHOOK_OK)
+      << padhook_last_error();
   EXPECT_EQ(v.scale(2.5, -3.0), -7.5);
   EXPECT_EQ(v.vsum(1 | (2 << 8), 1, 1.5, 2.0), 1 + 3);
   EXPECT_EQ(quiet, 1);
-  ASSERT_EQ(padhook_attach_address(Addr(v.scale), &clobber, &b), PADHOOK_OK) << padhook_last_error();
+  ASSERT_EQ(padhook_attach_address(Addr(v.scale), &clobber, &b), PADHOOK_OK)
+      << padhook_last_error();
   EXPECT_EQ(v.scale(2.5, -3.0), -7.5) << "xmm0/xmm1 were not restored";
   EXPECT_EQ(quiet, 2);
   EXPECT_EQ(loud, 1);
@@ -523,9 +534,9 @@ TEST_P(PatchTest, VectorRegistersAreSavedUnlessEveryClientPromisesNotToTouchThem
 // ---- 4d. Unwinding through the trampoline ----------------------------------------------
 
 struct WalkData {
-  uintptr_t function = 0;     // the hooked function's entry
-  bool skip = false;          // skip the call before walking
-  int frames_in_function = 0; // frames whose pc lies in the first bytes of the function
+  uintptr_t function = 0;      // the hooked function's entry
+  bool skip = false;           // skip the call before walking
+  int frames_in_function = 0;  // frames whose pc lies in the first bytes of the function
   int depth = 0;
 };
 
@@ -547,7 +558,8 @@ TEST_P(PatchTest, BacktraceFromAHandlerWalksThroughTheTrampolineToTheCaller) {
   d.function = reinterpret_cast<uintptr_t>(Addr(v.fault_prone));
   padhook_hooks hooks = HooksFor(WalkStack, &d);
   padhook_attachment* a = nullptr;
-  ASSERT_EQ(padhook_attach_address(Addr(v.fault_prone), &hooks, &a), PADHOOK_OK) << padhook_last_error();
+  ASSERT_EQ(padhook_attach_address(Addr(v.fault_prone), &hooks, &a), PADHOOK_OK)
+      << padhook_last_error();
   EXPECT_EQ(v.fault_prone(2), 7);
   EXPECT_EQ(d.frames_in_function, 1) << "the hooked function is not on the walked stack";
   // The test's own frames (and main) are below it: the walk got past the
@@ -617,7 +629,8 @@ TEST_P(PatchTest, HandlersReadAndRewriteArguments) {
     ArgData d;
     padhook_hooks hooks = HooksFor(ScaleHandler, &d);
     padhook_attachment* a = nullptr;
-    ASSERT_EQ(padhook_attach_address(Addr(v.scale), &hooks, &a), PADHOOK_OK) << padhook_last_error();
+    ASSERT_EQ(padhook_attach_address(Addr(v.scale), &hooks, &a), PADHOOK_OK)
+        << padhook_last_error();
     EXPECT_EQ(v.scale(2.5, -3.0), 25.0);
     EXPECT_EQ(d.doubles[0], 2.5);
     EXPECT_EQ(d.doubles[1], -3.0);
@@ -660,7 +673,8 @@ TEST_P(PatchTest, EveryLevelOfARecursiveFunctionRunsTheHandler) {
   std::atomic<int> calls{0};
   padhook_hooks hooks = HooksFor(Count, &calls);
   padhook_attachment* a = nullptr;
-  ASSERT_EQ(padhook_attach_address(Addr(v.recurse), &hooks, &a), PADHOOK_OK) << padhook_last_error();
+  ASSERT_EQ(padhook_attach_address(Addr(v.recurse), &hooks, &a), PADHOOK_OK)
+      << padhook_last_error();
   const uint64_t skips = padhook_recursion_skips();
   EXPECT_EQ(v.recurse(5), 15);
   EXPECT_EQ(calls.load(), 6);  // n = 5 .. 0
@@ -706,10 +720,12 @@ TEST_P(PatchTest, AttachByGlobAndByName) {
   a = reinterpret_cast<padhook_attachment*>(0x1);
   EXPECT_EQ(padhook_attach_pattern(nothing.c_str(), &hooks, &a), PADHOOK_ENOTFOUND);
   EXPECT_EQ(a, nullptr);
-  EXPECT_NE(std::string(padhook_last_error()).find(nothing), std::string::npos) << padhook_last_error();
+  EXPECT_NE(std::string(padhook_last_error()).find(nothing), std::string::npos)
+      << padhook_last_error();
   const std::string no_name = std::string(v.name) + "_addd";
   EXPECT_EQ(padhook_attach_name(no_name.c_str(), &hooks, &a), PADHOOK_ENOTFOUND);
-  EXPECT_NE(std::string(padhook_last_error()).find(no_name), std::string::npos) << padhook_last_error();
+  EXPECT_NE(std::string(padhook_last_error()).find(no_name), std::string::npos)
+      << padhook_last_error();
   EXPECT_EQ(calls.load(), 4);
 }
 
@@ -741,7 +757,8 @@ TEST_P(PatchTest, ABatchWithOneForeignSiteChangesNothing) {
   std::atomic<int> calls{0};
   padhook_hooks hooks = HooksFor(Count, &calls);
   padhook_attachment* a = reinterpret_cast<padhook_attachment*>(0x1);
-  EXPECT_EQ(padhook_attach_addresses(batch, 3, &hooks, &a), PADHOOK_EUNEXPECTED) << padhook_last_error();
+  EXPECT_EQ(padhook_attach_addresses(batch, 3, &hooks, &a), PADHOOK_EUNEXPECTED)
+      << padhook_last_error();
   EXPECT_EQ(a, nullptr);
   EXPECT_STRNE(padhook_last_error(), "");
   for (int i = 0; i < 2; ++i) {
@@ -930,11 +947,13 @@ class SigtrapTest : public ::testing::TestWithParam<int> {
     std::atomic<int> calls{0};
     padhook_hooks hooks = HooksFor(Count, &calls);
     padhook_attachment* a = nullptr;
-    ASSERT_EQ(padhook_attach_address(Addr(V().add), &hooks, &a), PADHOOK_OK) << padhook_last_error();
+    ASSERT_EQ(padhook_attach_address(Addr(V().add), &hooks, &a), PADHOOK_OK)
+        << padhook_last_error();
     EXPECT_EQ(V().add(1, 2), 3);
     ASSERT_EQ(padhook_detach(a), PADHOOK_OK) << padhook_last_error();
     EXPECT_EQ(calls.load(), 1);
-    EXPECT_EQ(patch::Stats().breakpoint_sites, before.breakpoint_sites + 2) << "not the int3 protocol";
+    EXPECT_EQ(patch::Stats().breakpoint_sites, before.breakpoint_sites + 2)
+        << "not the int3 protocol";
   }
 };
 
@@ -949,8 +968,8 @@ std::atomic<uintptr_t> g_app_trap_pc{0};
 void AppSigtrap(int sig, siginfo_t* info, void* ucontext) {
   if (sig == SIGTRAP && info != nullptr && ucontext != nullptr) {
     g_app_traps.fetch_add(1);
-    g_app_trap_pc.store(static_cast<uintptr_t>(
-        static_cast<ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RIP]));
+    g_app_trap_pc.store(
+        static_cast<uintptr_t>(static_cast<ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RIP]));
   }
 }
 
@@ -970,7 +989,8 @@ TEST_P(SigtrapTest, TheApplicationsHandlerStillGetsItsTraps) {
   if (HasFatalFailure()) return;
   struct sigaction now = {};
   ASSERT_EQ(sigaction(SIGTRAP, nullptr, &now), 0);
-  EXPECT_NE(now.sa_sigaction, AppSigtrap) << "padhook's handler is not installed: the test proves nothing";
+  EXPECT_NE(now.sa_sigaction, AppSigtrap)
+      << "padhook's handler is not installed: the test proves nothing";
 
   const uint64_t chained = patch::Stats().chained_traps;
   ASSERT_EQ(raise(SIGTRAP), 0);
@@ -1010,7 +1030,8 @@ TEST_P(SigtrapTest, AForeignInt3StillKillsAProgramWithoutAHandler) {
     }
     int status = 0;
     ASSERT_EQ(waitpid(child, &status, 0), child);
-    EXPECT_TRUE(WIFSIGNALED(status)) << "exit status " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    EXPECT_TRUE(WIFSIGNALED(status))
+        << "exit status " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     if (WIFSIGNALED(status)) {
       EXPECT_EQ(WTERMSIG(status), SIGTRAP);
     }
@@ -1029,13 +1050,13 @@ class LibraryPatchTest : public ::testing::TestWithParam<LibParam> {
   }
 };
 
-INSTANTIATE_TEST_SUITE_P(All, LibraryPatchTest,
-                         ::testing::Combine(::testing::Values("gcc_plain", "gcc_cet", "clang_plain",
-                                                              "clang_cet"),
-                                            ::testing::Values(WriteMode::kFast, WriteMode::kStrict)),
-                         [](const ::testing::TestParamInfo<LibParam>& info) {
-                           return std::get<0>(info.param) + "_" + WriteModeName(std::get<1>(info.param));
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    All, LibraryPatchTest,
+    ::testing::Combine(::testing::Values("gcc_plain", "gcc_cet", "clang_plain", "clang_cet"),
+                       ::testing::Values(WriteMode::kFast, WriteMode::kStrict)),
+    [](const ::testing::TestParamInfo<LibParam>& info) {
+      return std::get<0>(info.param) + "_" + WriteModeName(std::get<1>(info.param));
+    });
 
 TEST_P(LibraryPatchTest, FunctionsOfALoadedLibraryAttachAndTheLibraryUnloads) {
   const std::string path = Path();
@@ -1046,9 +1067,10 @@ TEST_P(LibraryPatchTest, FunctionsOfALoadedLibraryAttachAndTheLibraryUnloads) {
   ASSERT_NE(add, nullptr);
   ASSERT_NE(call, nullptr);
   const Bytes5 before = SiteBytes(Addr(add));
-  const auto exe_distance = reinterpret_cast<uintptr_t>(add) > reinterpret_cast<uintptr_t>(&CallAdd)
-                                ? reinterpret_cast<uintptr_t>(add) - reinterpret_cast<uintptr_t>(&CallAdd)
-                                : reinterpret_cast<uintptr_t>(&CallAdd) - reinterpret_cast<uintptr_t>(add);
+  const auto exe_distance =
+      reinterpret_cast<uintptr_t>(add) > reinterpret_cast<uintptr_t>(&CallAdd)
+          ? reinterpret_cast<uintptr_t>(add) - reinterpret_cast<uintptr_t>(&CallAdd)
+          : reinterpret_cast<uintptr_t>(&CallAdd) - reinterpret_cast<uintptr_t>(add);
   RecordProperty("distance_from_executable", std::to_string(exe_distance));
 
   Seen seen;
@@ -1058,7 +1080,8 @@ TEST_P(LibraryPatchTest, FunctionsOfALoadedLibraryAttachAndTheLibraryUnloads) {
   EXPECT_EQ(SiteBytes(Addr(add))[0], 0xe8);
   const uintptr_t stub = CallTarget(Addr(add));
   Dl_info info = {};
-  EXPECT_EQ(dladdr(reinterpret_cast<void*>(stub), &info), 0) << "the stub is padhook's own page, in no module";
+  EXPECT_EQ(dladdr(reinterpret_cast<void*>(stub), &info), 0)
+      << "the stub is padhook's own page, in no module";
   EXPECT_EQ(add(20, 22), 42);
   EXPECT_EQ(seen.count.load(), 1);
   EXPECT_EQ(seen.function, Addr(add));
@@ -1080,7 +1103,8 @@ TEST_P(LibraryPatchTest, FunctionsOfALoadedLibraryAttachAndTheLibraryUnloads) {
   const uintptr_t old_add = reinterpret_cast<uintptr_t>(add);
   ASSERT_EQ(dlclose(lib), 0) << dlerror();
   EXPECT_EQ(dlopen(path.c_str(), RTLD_NOW | RTLD_NOLOAD), nullptr) << "the library is still loaded";
-  EXPECT_EQ(padhook_attach_name("fxlib_add", &hooks, &a), PADHOOK_ENOTFOUND) << "an unloaded function";
+  EXPECT_EQ(padhook_attach_name("fxlib_add", &hooks, &a), PADHOOK_ENOTFOUND)
+      << "an unloaded function";
 
   // Loaded again (usually at the same address: the old entry, still naming
   // that address, is stale): its fresh padding gets a new entry, and it all
@@ -1105,6 +1129,70 @@ TEST_P(LibraryPatchTest, FunctionsOfALoadedLibraryAttachAndTheLibraryUnloads) {
   ASSERT_TRUE(MetadataTable::Process().Trim().ok());
   EXPECT_EQ(MetadataTable::Process().dormant(), 0u)
       << "stale entries of an unloaded library were kept";
+}
+
+// ---- 13. Protocol C and a signal handler that interrupted a NOP run ----------
+//
+// A thread is interrupted in the middle of a GCC NOP run by a signal, and its
+// handler is still running when padhook converts the run: the stop signal
+// interrupts the handler, so the PC to move past the run is the one saved in
+// the first signal's frame (C4 of live_patcher.cc). The thread is walked to
+// the exact byte with the trap flag: its SIGTRAP handler parks it at site+1.
+// Run in a fresh process (death-test style "threadsafe" re-executes this
+// test alone), where the fixture's page has not been converted yet.
+namespace nested_signal {
+
+std::atomic<int> g_state{0};  // 0 stepping, 1 parked inside the run, 2 released
+uintptr_t g_site = 0;
+
+void OnStep(int, siginfo_t*, void* ucontext) {
+  auto* uc = static_cast<ucontext_t*>(ucontext);
+  if (static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]) != g_site + 1) return;  // step on
+  uc->uc_mcontext.gregs[REG_EFL] &= ~greg_t{0x100};  // the trap flag off: stepping ends
+  g_state.store(1);
+  while (g_state.load() != 2) sched_yield();
+}
+
+int StepInto(int (*add)(int, int)) {
+  // Trap after every instruction from here (below the red zone: pushfq
+  // writes under rsp).
+  asm volatile("sub $128, %%rsp\n\tpushfq\n\torq $0x100, (%%rsp)\n\tpopfq\n\tadd $128, %%rsp" ::
+                   : "memory", "cc");
+  return add(2, 3);
+}
+
+int Run() {
+  const Variant& v = kVariants[0];  // gcc_plain: 1-byte NOP runs
+  g_site = SiteOf(Addr(v.add));
+  if (Read5(g_site) != kNopRun) return 10;  // already converted: not a fresh process
+  struct sigaction sa = {};
+  sa.sa_sigaction = OnStep;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);  // the stop signal must be able to interrupt it
+  if (sigaction(SIGTRAP, &sa, nullptr) != 0) return 11;
+  std::atomic<int> result{0};
+  std::thread stepped([&] { result = StepInto(v.add); });
+  while (g_state.load() != 1) sched_yield();
+  std::atomic<int> seen{0};
+  padhook_hooks hooks = HooksFor(Count, &seen);
+  padhook_attachment* a = nullptr;
+  if (padhook_attach_address(Addr(v.add), &hooks, &a) != PADHOOK_OK) return 12;
+  if (Read5(g_site)[0] != 0xe8) return 13;  // converted and patched under the parked thread
+  g_state.store(2);
+  stepped.join();  // it resumes past the run (the call it was in is not seen)
+  if (result.load() != 5) return 14;
+  if (patch::Stats().outer_contexts_moved < 1) return 15;
+  if (v.add(4, 5) != 9 || seen.load() != 1) return 16;
+  return padhook_detach(a) == PADHOOK_OK ? 0 : 17;
+}
+
+}  // namespace nested_signal
+
+TEST(ProtocolC, MovesAThreadOutOfARunItsSignalHandlerInterrupted) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(std::_Exit(nested_signal::Run()), testing::ExitedWithCode(0), "")
+      << "exit codes: 10 page already converted, 13 site not patched, 14 wrong result, 15 not "
+         "moved, 16 not traced after; a crash: resumed inside the new instruction";
 }
 
 }  // namespace
