@@ -169,7 +169,7 @@ TEST(ArchTest, OuterSignalContextsFindsTheInterruptedHandlersContext) {
   EXPECT_NE(std::string(info.dli_fname).find("libc.so"), std::string::npos)
       << "the outer PC should be in raise(), in libc: " << info.dli_fname;
   EXPECT_LT(g_outer_sp, sp_before) << "raise()'s stack is below this test's frame";
-  EXPECT_GT(g_outer_sp + 4096, sp_before);
+  EXPECT_GT(g_outer_sp + 65536, sp_before);
 }
 
 TEST(ArchTest, OuterSignalContextsFindsNoneOutsideNestedHandlers) {

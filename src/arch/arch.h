@@ -107,11 +107,12 @@ uintptr_t BreakpointAddress(const void* ucontext);
 // that one interrupted, and so on outwards. Writes up to `max` of them to
 // `out`, innermost first, and returns how many. Async-signal-safe; reads the
 // stack only through a system call, so a damaged stack cannot crash it. A
-// frame is recognized by the kernel's layout and the restorer the innermost
-// frame returns through (a handler installed with another restorer ends the
-// walk). Used where a thread must not resume inside bytes padhook rewrote
-// (protocol C of patch/live_patcher.cc): a signal handler that was running
-// when the thread was stopped will return to the context its frame saved.
+// frame is recognized by the kernel's layout, the restorer the innermost
+// frame returns through, and its saved signal mask being a strict subset of
+// the enclosed context's (a handler installed with another restorer, or
+// with SA_NODEFER and no sa_mask, ends the walk). Used where a thread must not resume inside bytes
+// padhook rewrote (protocol C of patch/live_patcher.cc): a signal handler that was running when the
+// thread was stopped will return to the context its frame saved.
 size_t OuterSignalContexts(void* ucontext, void** out, size_t max);
 
 // ---- The trampoline ------------------------------------------------------------

@@ -64,7 +64,7 @@ namespace {
 // The frame lies below the interrupted stack pointer (and its red zone), or
 // on an alternate signal stack anywhere.
 constexpr size_t kUcOffset = 8;
-constexpr size_t kUcFlags = 0, kUcMcontext = 40;
+constexpr size_t kUcFlags = 0, kUcMcontext = 40, kUcSigmask = 296;  // sigmask: first 64 signals
 constexpr size_t kGregRsp = kUcMcontext + 8 * REG_RSP;
 constexpr size_t kFpregs = kUcMcontext + 8 * NGREG;
 constexpr size_t kFrameSize = 440;
@@ -83,8 +83,15 @@ uint64_t Word(const uint8_t* bytes, size_t offset) {
   return w;
 }
 
-// The first signal frame returning through `restorer` at or above `sp`.
-uintptr_t FindFrameAbove(uintptr_t sp, uint64_t restorer) {
+// The first signal frame returning through `restorer` at or above `sp`
+// whose saved signal mask is a strict subset of `mask`, the mask of the
+// context it must enclose: delivering a signal blocks it (unless
+// SA_NODEFER) and the handler's sa_mask on top of the mask the frame saves.
+// That test is what tells a live frame from a stale copy of an older one
+// left in the memory of a live stack frame (seen under ASan, whose frames
+// have large unwritten red zones). (The frame's siginfo cannot tell: the
+// kernel writes it only for SA_SIGINFO handlers.)
+uintptr_t FindFrameAbove(uintptr_t sp, uint64_t restorer, uint64_t mask) {
   alignas(16) uint8_t page[4096];
   uint8_t frame[kFrameSize];
   // From sp itself: a handler interrupted before its first instruction (two
@@ -104,6 +111,8 @@ uintptr_t FindFrameAbove(uintptr_t sp, uint64_t restorer) {
       if ((flags & ~uint64_t{7}) != 0 || fpregs < p + kFrameSize || fpregs >= p + kFrameSize + 64) {
         continue;
       }
+      const uint64_t saved_mask = Word(frame, kUcOffset + kUcSigmask);
+      if ((saved_mask & ~mask) != 0 || saved_mask == mask) continue;
       return p;
     }
   }
@@ -120,15 +129,17 @@ size_t OuterSignalContexts(void* ucontext, void** out, size_t max) {
     return 0;
   }
   size_t found = 0;
-  uintptr_t sp =
-      static_cast<uintptr_t>(static_cast<ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RSP]);
+  uintptr_t context = reinterpret_cast<uintptr_t>(ucontext);
   while (found < max) {
-    const uintptr_t frame = FindFrameAbove(sp, restorer);
+    uint64_t sp, mask;
+    if (!ReadOwn(context + kGregRsp, &sp, sizeof sp) ||
+        !ReadOwn(context + kUcSigmask, &mask, sizeof mask)) {
+      break;
+    }
+    const uintptr_t frame = FindFrameAbove(sp, restorer, mask);
     if (frame == 0) break;
-    out[found++] = reinterpret_cast<void*>(frame + kUcOffset);
-    uint64_t outer_sp;
-    if (!ReadOwn(frame + kUcOffset + kGregRsp, &outer_sp, sizeof outer_sp)) break;
-    sp = outer_sp;
+    context = frame + kUcOffset;
+    out[found++] = reinterpret_cast<void*>(context);
   }
   return found;
 }
