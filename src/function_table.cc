@@ -158,8 +158,8 @@ void AddFunctionsByLayout(const elf::ElfImage& image, const ByteReader& read, Mo
     function.entry = module.bias + best.value;  // aliases share the value
     function.patch_area = function.entry - site.prefix_size;
     function.size = best.size;
-    function.mangled = best.name;
-    function.name = Demangle(best.name);
+    function.mangled = std::string(best.name);
+    function.name = Demangle(function.mangled);
     function.module = &module;
     function.site = site;
     function.from_section = false;
@@ -210,8 +210,8 @@ void AddFunctions(const elf::ElfImage& image, const ByteReader& read, Module& mo
     if (const elf::FunctionSymbol* symbol = named[i]) {
       entry = symbol->value;
       function.size = symbol->size;
-      function.mangled = symbol->name;
-      function.name = Demangle(symbol->name);
+      function.mangled = std::string(symbol->name);
+      function.name = Demangle(function.mangled);
     } else {
       function.name = "fn_" + Hex(entry);
     }
