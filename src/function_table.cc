@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -15,7 +16,6 @@
 #include <functional>
 #include <map>
 #include <optional>
-#include <set>
 
 #include "arch.h"
 #include "elf/elf_image.h"
@@ -86,36 +86,58 @@ bool BetterName(const elf::FunctionSymbol& a, const elf::FunctionSymbol& b) {
 //     1-byte NOPs), after an optional landing pad; ordinary functions do not
 //     start with a NOP.
 
+// The layouts to try, largest M first (the largest M whose bytes are padding
+// decides), computed once per scan.
+struct LayoutPrefixes {
+  std::array<uint64_t, 2> sizes;
+};
+
+LayoutPrefixes PrefixesToTry() {
+  LayoutPrefixes prefixes = {{arch::RecommendedLayout(true).nops_before_entry,
+                              arch::RecommendedLayout(false).nops_before_entry}};
+  std::sort(prefixes.sizes.begin(), prefixes.sizes.end(), std::greater<uint64_t>());
+  return prefixes;
+}
+
 // The site of the function at file address `entry` when its bytes have a
-// recommended layout, or nullopt.
+// recommended layout, or nullopt. Called for every function symbol of every
+// module the pre-check above lets through (libc, libstdc++...: thousands), so
+// it allocates nothing, and rejects an ordinary function on its entry bytes
+// alone, with one read: whether the entry is a patch site does not depend on
+// the padding (arch::ClassifyPatchArea's `kind`), and without one no layout
+// is accepted.
 std::optional<PatchSite> ClassifyByLayout(const ByteReader& read, uint64_t entry, uint64_t size,
-                                          uintptr_t bias) {
-  std::vector<arch::Layout> layouts = {arch::RecommendedLayout(true),
-                                       arch::RecommendedLayout(false)};
-  std::sort(layouts.begin(), layouts.end(), [](const arch::Layout& a, const arch::Layout& b) {
-    return a.nops_before_entry > b.nops_before_entry;
-  });
-  std::vector<uint8_t> entry_bytes(std::min<uint64_t>(size, arch::kMaxEntryBytes));
-  entry_bytes.resize(read(entry, entry_bytes));
+                                          uintptr_t bias, const LayoutPrefixes& prefixes) {
+  std::array<uint8_t, arch::kMaxEntryBytes> entry_buffer;
+  const std::span<const uint8_t> entry_bytes(
+      entry_buffer.data(),
+      read(entry,
+           std::span<uint8_t>(entry_buffer.data(), std::min<uint64_t>(size, entry_buffer.size()))));
   if (entry_bytes.empty()) return std::nullopt;
+  auto is_site = [](const PatchSite& site) {
+    return site.kind == SiteKind::kSingleNop || site.kind == SiteKind::kNopRun ||
+           site.kind == SiteKind::kPatched;
+  };
+  if (!is_site(arch::ClassifyPatchArea({}, entry_bytes, bias + entry))) return std::nullopt;
+
   auto clean_padding = [](const PatchSite& site) {
     return site.slot == SlotState::kEmpty || site.slot == SlotState::kIndex;
   };
-  for (const arch::Layout& layout : layouts) {
-    const uint64_t prefix_size = layout.nops_before_entry;
-    if (prefix_size < arch::kMetaSlotSize || entry < prefix_size) continue;
-    std::vector<uint8_t> prefix(prefix_size);
+  // The largest M (255: PatchSite::prefix_size), and the two bytes before it.
+  std::array<uint8_t, kMaxPrefix + 2> buffer;
+  for (const uint64_t prefix_size : prefixes.sizes) {
+    if (prefix_size < arch::kMetaSlotSize || prefix_size > kMaxPrefix || entry < prefix_size) {
+      continue;
+    }
+    const std::span<uint8_t> prefix(buffer.data(), prefix_size);
     if (read(entry - prefix_size, prefix) != prefix.size()) continue;
     const PatchSite site = arch::ClassifyPatchArea(prefix, entry_bytes, bias + entry);
     if (!clean_padding(site)) continue;  // try a smaller M
-    // The largest M whose bytes are padding: the entry must be a site.
-    if (site.kind != SiteKind::kSingleNop && site.kind != SiteKind::kNopRun &&
-        site.kind != SiteKind::kPatched) {
-      return std::nullopt;
-    }
+    // The largest M whose bytes are padding: the entry is a site (checked
+    // above; the kind does not depend on M).
     // Two more padding bytes before the area: a longer run of NOPs than any
     // layout and its alignment fill make.
-    std::vector<uint8_t> longer(prefix_size + 2);
+    const std::span<uint8_t> longer(buffer.data(), prefix_size + 2);
     if (entry >= longer.size() && read(entry - longer.size(), longer) == longer.size() &&
         clean_padding(arch::ClassifyPatchArea(longer, entry_bytes, bias + entry))) {
       return std::nullopt;
@@ -126,12 +148,14 @@ std::optional<PatchSite> ClassifyByLayout(const ByteReader& read, uint64_t entry
 }
 
 // Calls found(symbol, site) for each function whose entry (a file address)
-// is not in `covered` and whose bytes have a recommended layout, naming it
-// with the best of its aliases, until found returns false.
+// is not in `covered` (sorted) and whose bytes have a recommended layout,
+// naming it with the best of its aliases, until found returns false.
 template <typename Found>
 void ForEachFunctionByLayout(const elf::ElfImage& image, const ByteReader& read, uintptr_t bias,
-                             const std::set<uint64_t>& covered, Found&& found) {
+                             std::span<const uint64_t> covered, Found&& found) {
+  const LayoutPrefixes prefixes = PrefixesToTry();
   const std::vector<elf::FunctionSymbol>& symbols = image.function_symbols();
+  auto next_covered = covered.begin();  // symbols are sorted by value too: a merge walk
   for (size_t first = 0; first < symbols.size();) {
     // Aliases: every symbol at this address; name the function with the best.
     size_t last = first;
@@ -143,16 +167,20 @@ void ForEachFunctionByLayout(const elf::ElfImage& image, const ByteReader& read,
     }
     const uint64_t entry = symbols[first].value;
     first = last;
-    if (best == nullptr || covered.count(entry) != 0) continue;
-    const std::optional<PatchSite> site = ClassifyByLayout(read, entry, best->size, bias);
+    if (best == nullptr) continue;
+    while (next_covered != covered.end() && *next_covered < entry) ++next_covered;
+    if (next_covered != covered.end() && *next_covered == entry) continue;
+    const std::optional<PatchSite> site = ClassifyByLayout(read, entry, best->size, bias, prefixes);
     if (site && !found(*best, *site)) return;
   }
 }
 
 // Adds the functions no record lists whose bytes have a recommended layout.
 void AddFunctionsByLayout(const elf::ElfImage& image, const ByteReader& read, Module& module) {
-  std::set<uint64_t> covered;  // file addresses of the entries the records gave
-  for (const Function& function : module.functions) covered.insert(function.entry - module.bias);
+  std::vector<uint64_t> covered;  // file addresses of the entries the records gave
+  covered.reserve(module.functions.size());
+  for (const Function& function : module.functions) covered.push_back(function.entry - module.bias);
+  std::sort(covered.begin(), covered.end());
   auto add = [&module](const elf::FunctionSymbol& best, const PatchSite& site) {
     Function function;
     function.entry = module.bias + best.value;  // aliases share the value
