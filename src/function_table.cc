@@ -113,7 +113,7 @@ std::optional<PatchSite> ClassifyByLayout(const ByteReader& read, uint64_t entry
       entry_buffer.data(),
       read(entry,
            std::span<uint8_t>(entry_buffer.data(), std::min<uint64_t>(size, entry_buffer.size()))));
-  if (entry_bytes.empty()) return std::nullopt;
+  if (!arch::MayStartPatchSite(entry_bytes)) return std::nullopt;  // most functions
   auto is_site = [](const PatchSite& site) {
     return site.kind == SiteKind::kSingleNop || site.kind == SiteKind::kNopRun ||
            site.kind == SiteKind::kPatched;
