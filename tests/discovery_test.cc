@@ -796,6 +796,49 @@ TEST_P(LayoutMatchesRecords, SameFunctionsWithoutTheSection) {
   }
 }
 
+// The same in this process: a library without the section, loaded, is read
+// past the table's pre-check (which passes a module on the first bytes of its
+// functions' entries, before any full read) and its functions are found by
+// layout in memory, the same as from the file.
+class LayoutMatchesRecordsInProcess : public testing::TestWithParam<Variant> {};
+
+TEST_P(LayoutMatchesRecordsInProcess, LoadedLibraryWithoutTheSection) {
+  TempDir dir;
+  const std::string copy = CopyWithoutPatchableSection(dir, Fixture(GetParam().file));
+  auto from_file = LoadModuleFromFile(copy);
+  ASSERT_TRUE(from_file.ok()) << from_file.status().ToString();
+  Library library(copy);
+  FunctionTable& table = FunctionTable::Process();
+  ASSERT_TRUE(table.Refresh().ok());
+  const auto snapshot = table.snapshot();
+  const Module* loaded = snapshot->FindModule(library.Symbol("fxlib_add"));
+  ASSERT_NE(loaded, nullptr);
+  EXPECT_EQ(loaded->path, copy);
+  EXPECT_FALSE(loaded->has_patchable_section);
+  EXPECT_EQ(loaded->found_by_layout, (*from_file)->functions.size());
+  ASSERT_EQ(loaded->functions.size(), (*from_file)->functions.size());
+  for (size_t i = 0; i < loaded->functions.size(); ++i) {
+    const Function& found = loaded->functions[i];
+    const Function& expected = (*from_file)->functions[i];
+    EXPECT_EQ(found.file_address(), expected.file_address()) << expected.name;
+    EXPECT_EQ(found.name, expected.name);
+    EXPECT_EQ(found.site.kind, expected.site.kind) << expected.name;
+    EXPECT_EQ(found.site.slot, expected.site.slot) << expected.name;
+    EXPECT_EQ(found.site.prefix_size, expected.site.prefix_size) << expected.name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Libraries, LayoutMatchesRecordsInProcess, testing::ValuesIn([] {
+                           std::vector<Variant> libraries;
+                           for (const Variant& variant : LibraryVariants()) {
+                             if (variant.file.find("fragment") == std::string::npos) {
+                               libraries.push_back(variant);
+                             }
+                           }
+                           return libraries;
+                         }()),
+                         VariantName);
+
 std::vector<Variant> VariantsWithTheSection() {
   std::vector<Variant> variants;
   for (const std::vector<Variant>& all : {ProgramVariants(), LibraryVariants()}) {
