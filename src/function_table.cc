@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -15,7 +16,6 @@
 #include <functional>
 #include <map>
 #include <optional>
-#include <set>
 
 #include "arch.h"
 #include "elf/elf_image.h"
@@ -86,36 +86,58 @@ bool BetterName(const elf::FunctionSymbol& a, const elf::FunctionSymbol& b) {
 //     1-byte NOPs), after an optional landing pad; ordinary functions do not
 //     start with a NOP.
 
+// The layouts to try, largest M first (the largest M whose bytes are padding
+// decides), computed once per scan.
+struct LayoutPrefixes {
+  std::array<uint64_t, 2> sizes;
+};
+
+LayoutPrefixes PrefixesToTry() {
+  LayoutPrefixes prefixes = {{arch::RecommendedLayout(true).nops_before_entry,
+                              arch::RecommendedLayout(false).nops_before_entry}};
+  std::sort(prefixes.sizes.begin(), prefixes.sizes.end(), std::greater<uint64_t>());
+  return prefixes;
+}
+
 // The site of the function at file address `entry` when its bytes have a
-// recommended layout, or nullopt.
+// recommended layout, or nullopt. Called for every function symbol of every
+// module the pre-check above lets through (libc, libstdc++...: thousands), so
+// it allocates nothing, and rejects an ordinary function on its entry bytes
+// alone, with one read: whether the entry is a patch site does not depend on
+// the padding (arch::ClassifyPatchArea's `kind`), and without one no layout
+// is accepted.
 std::optional<PatchSite> ClassifyByLayout(const ByteReader& read, uint64_t entry, uint64_t size,
-                                          uintptr_t bias) {
-  std::vector<arch::Layout> layouts = {arch::RecommendedLayout(true),
-                                       arch::RecommendedLayout(false)};
-  std::sort(layouts.begin(), layouts.end(), [](const arch::Layout& a, const arch::Layout& b) {
-    return a.nops_before_entry > b.nops_before_entry;
-  });
-  std::vector<uint8_t> entry_bytes(std::min<uint64_t>(size, arch::kMaxEntryBytes));
-  entry_bytes.resize(read(entry, entry_bytes));
-  if (entry_bytes.empty()) return std::nullopt;
+                                          uintptr_t bias, const LayoutPrefixes& prefixes) {
+  std::array<uint8_t, arch::kMaxEntryBytes> entry_buffer;
+  const std::span<const uint8_t> entry_bytes(
+      entry_buffer.data(),
+      read(entry,
+           std::span<uint8_t>(entry_buffer.data(), std::min<uint64_t>(size, entry_buffer.size()))));
+  if (!arch::MayStartPatchSite(entry_bytes)) return std::nullopt;  // most functions
+  auto is_site = [](const PatchSite& site) {
+    return site.kind == SiteKind::kSingleNop || site.kind == SiteKind::kNopRun ||
+           site.kind == SiteKind::kPatched;
+  };
+  if (!is_site(arch::ClassifyPatchArea({}, entry_bytes, bias + entry))) return std::nullopt;
+
   auto clean_padding = [](const PatchSite& site) {
     return site.slot == SlotState::kEmpty || site.slot == SlotState::kIndex;
   };
-  for (const arch::Layout& layout : layouts) {
-    const uint64_t prefix_size = layout.nops_before_entry;
-    if (prefix_size < arch::kMetaSlotSize || entry < prefix_size) continue;
-    std::vector<uint8_t> prefix(prefix_size);
+  // The largest M (255: PatchSite::prefix_size), and the two bytes before it.
+  std::array<uint8_t, kMaxPrefix + 2> buffer;
+  for (const uint64_t prefix_size : prefixes.sizes) {
+    if (prefix_size < arch::kMetaSlotSize || prefix_size > kMaxPrefix || entry < prefix_size) {
+      continue;
+    }
+    const std::span<uint8_t> prefix(buffer.data(), prefix_size);
     if (read(entry - prefix_size, prefix) != prefix.size()) continue;
     const PatchSite site = arch::ClassifyPatchArea(prefix, entry_bytes, bias + entry);
     if (!clean_padding(site)) continue;  // try a smaller M
-    // The largest M whose bytes are padding: the entry must be a site.
-    if (site.kind != SiteKind::kSingleNop && site.kind != SiteKind::kNopRun &&
-        site.kind != SiteKind::kPatched) {
-      return std::nullopt;
-    }
+    // The largest M whose bytes are padding: the entry is a site (checked
+    // above; the kind does not depend on M).
     // Two more padding bytes before the area: a longer run of NOPs than any
     // layout and its alignment fill make.
-    std::vector<uint8_t> longer(prefix_size + 2);
+    const std::span<uint8_t> longer(buffer.data(), prefix_size + 2);
     if (entry >= longer.size() && read(entry - longer.size(), longer) == longer.size() &&
         clean_padding(arch::ClassifyPatchArea(longer, entry_bytes, bias + entry))) {
       return std::nullopt;
@@ -126,12 +148,14 @@ std::optional<PatchSite> ClassifyByLayout(const ByteReader& read, uint64_t entry
 }
 
 // Calls found(symbol, site) for each function whose entry (a file address)
-// is not in `covered` and whose bytes have a recommended layout, naming it
-// with the best of its aliases, until found returns false.
+// is not in `covered` (sorted) and whose bytes have a recommended layout,
+// naming it with the best of its aliases, until found returns false.
 template <typename Found>
 void ForEachFunctionByLayout(const elf::ElfImage& image, const ByteReader& read, uintptr_t bias,
-                             const std::set<uint64_t>& covered, Found&& found) {
+                             std::span<const uint64_t> covered, Found&& found) {
+  const LayoutPrefixes prefixes = PrefixesToTry();
   const std::vector<elf::FunctionSymbol>& symbols = image.function_symbols();
+  auto next_covered = covered.begin();  // symbols are sorted by value too: a merge walk
   for (size_t first = 0; first < symbols.size();) {
     // Aliases: every symbol at this address; name the function with the best.
     size_t last = first;
@@ -143,23 +167,27 @@ void ForEachFunctionByLayout(const elf::ElfImage& image, const ByteReader& read,
     }
     const uint64_t entry = symbols[first].value;
     first = last;
-    if (best == nullptr || covered.count(entry) != 0) continue;
-    const std::optional<PatchSite> site = ClassifyByLayout(read, entry, best->size, bias);
+    if (best == nullptr) continue;
+    while (next_covered != covered.end() && *next_covered < entry) ++next_covered;
+    if (next_covered != covered.end() && *next_covered == entry) continue;
+    const std::optional<PatchSite> site = ClassifyByLayout(read, entry, best->size, bias, prefixes);
     if (site && !found(*best, *site)) return;
   }
 }
 
 // Adds the functions no record lists whose bytes have a recommended layout.
 void AddFunctionsByLayout(const elf::ElfImage& image, const ByteReader& read, Module& module) {
-  std::set<uint64_t> covered;  // file addresses of the entries the records gave
-  for (const Function& function : module.functions) covered.insert(function.entry - module.bias);
+  std::vector<uint64_t> covered;  // file addresses of the entries the records gave
+  covered.reserve(module.functions.size());
+  for (const Function& function : module.functions) covered.push_back(function.entry - module.bias);
+  std::sort(covered.begin(), covered.end());
   auto add = [&module](const elf::FunctionSymbol& best, const PatchSite& site) {
     Function function;
     function.entry = module.bias + best.value;  // aliases share the value
     function.patch_area = function.entry - site.prefix_size;
     function.size = best.size;
-    function.mangled = best.name;
-    function.name = Demangle(best.name);
+    function.mangled = std::string(best.name);
+    function.name = Demangle(function.mangled);
     function.module = &module;
     function.site = site;
     function.from_section = false;
@@ -210,8 +238,8 @@ void AddFunctions(const elf::ElfImage& image, const ByteReader& read, Module& mo
     if (const elf::FunctionSymbol* symbol = named[i]) {
       entry = symbol->value;
       function.size = symbol->size;
-      function.mangled = symbol->name;
-      function.name = Demangle(symbol->name);
+      function.mangled = std::string(symbol->name);
+      function.name = Demangle(function.mangled);
     } else {
       function.name = "fn_" + Hex(entry);
     }
@@ -278,8 +306,8 @@ struct LoadedObject {
   uintptr_t bias = 0;
   uintptr_t low = UINTPTR_MAX, high = 0;  // from the program headers in memory
   bool main_program = false;
-  // Executable PT_LOAD segments in memory: [address, address + filesz).
-  std::vector<std::pair<uintptr_t, size_t>> code;
+  // PT_LOAD segments in memory, file-backed part: [address, address + filesz).
+  std::vector<std::pair<uintptr_t, size_t>> loads;
 };
 
 struct PhdrScan {
@@ -321,9 +349,8 @@ int CollectObject(dl_phdr_info* info, size_t size, void* data) {
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& phdr = info->dlpi_phdr[i];
     if (phdr.p_type != PT_LOAD) continue;
-    if ((phdr.p_flags & PF_X) != 0 && phdr.p_filesz != 0) {
-      object.code.emplace_back(info->dlpi_addr + phdr.p_vaddr, phdr.p_filesz);
-    }
+    if (phdr.p_filesz != 0)
+      object.loads.emplace_back(info->dlpi_addr + phdr.p_vaddr, phdr.p_filesz);
     object.low = std::min<uintptr_t>(object.low, info->dlpi_addr + phdr.p_vaddr);
     object.high = std::max<uintptr_t>(object.high, info->dlpi_addr + phdr.p_vaddr + phdr.p_memsz);
   }
@@ -373,51 +400,52 @@ ByteReader MemoryReader(const elf::ElfImage& image, uintptr_t bias) {
 
 // ---- The fast pre-check: modules that cannot hold an instrumented function --
 //
-// Reading a module's symbols and classifying every function (found by layout)
-// costs milliseconds for the big uninstrumented system libraries (libc,
-// libstdc++: ~4-10 ms per process start, most of `padhook record`'s start-up).
-// A module needs that only if
-//   (a) its file has a __patchable_function_entries section (read from the
-//       section headers alone, a few pread()s), or
-//   (b) its code holds a run of 8 or more 1-byte NOPs (0x90): every function
-//       "found by layout" (GCC's code linked with the link fix, which drops the
-//       section) has at least M >= 8 of them right before its entry, as
-//       compiled (a module seen for the first time has not been patched:
-//       slots and NOP conversions are written by attaches, after discovery).
-//       A run of 8 at any address holds an aligned 4-byte word 0x90909090, so
-//       the scan reads aligned words and checks the bytes around a hit.
-// A module failing both has no function either way; it is listed with its
-// range and no functions, like a module whose file cannot be read.
+// The full reader (ElfImage: libelf, every function symbol read and sorted,
+// then each one classified) is not needed for most modules of a process (libc,
+// libstdc++...). A module needs it only if
+//   (a) its file has a __patchable_function_entries section, or
+//   (b) some function symbol of its file (size != 0) has a patch site at its
+//       entry, in memory: a function found by layout is such a symbol (its
+//       best-named alias; AddFunctionsByLayout), and arch::ClassifyPatchArea
+//       gives the entry's kind from the entry bytes alone (min(size,
+//       kMaxEntryBytes) of them, as MemoryReader reads them), whatever the
+//       padding; ordinary functions do not start with a NOP.
+// Both come from the file's section headers and symbol tables (a few pread()s,
+// no libelf), and (b) reads a few bytes at each function's entry: every
+// function of every module is still looked at, and (b) holds whatever the
+// padding holds (patched or not). It checks every symbol table of the file
+// (.symtab and .dynsym, the reader takes one) and ignores whether the section
+// holds code: a superset of the reader's candidates. A module failing both has
+// no function either way; it is listed with its range and no functions, like
+// a module whose file cannot be read.
 
-// (a): false when the file clearly has no such section; true when it has one
-// or cannot be read this way (then the full reader decides).
-bool MayHavePatchableSection(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+// True when the file has a __patchable_function_entries section, when some
+// function symbol's entry is a patch site in memory, or when the file cannot
+// be read this way (then the full reader decides); false when neither.
+bool MayHoldInstrumentedFunction(const LoadedObject& object) {
+  const int fd = ::open(object.open_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return true;
   struct Closer {
     int fd;
     ~Closer() { ::close(fd); }
   } closer{fd};
+  auto read_all = [fd](void* out, size_t size, uint64_t offset) {
+    return pread(fd, out, size, static_cast<off_t>(offset)) == static_cast<ssize_t>(size);
+  };
   ElfW(Ehdr) ehdr;
-  if (pread(fd, &ehdr, sizeof ehdr, 0) != static_cast<ssize_t>(sizeof ehdr) ||
-      std::memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0 || ehdr.e_ident[EI_CLASS] != ELFCLASS64 ||
-      ehdr.e_shentsize != sizeof(ElfW(Shdr)) || ehdr.e_shnum == 0 ||
-      ehdr.e_shstrndx == SHN_XINDEX || ehdr.e_shstrndx >= ehdr.e_shnum) {
+  if (!read_all(&ehdr, sizeof ehdr, 0) || std::memcmp(ehdr.e_ident, ELFMAG, SELFMAG) != 0 ||
+      ehdr.e_ident[EI_CLASS] != ELFCLASS64 || ehdr.e_shentsize != sizeof(ElfW(Shdr)) ||
+      ehdr.e_shnum == 0 || ehdr.e_shstrndx == SHN_XINDEX || ehdr.e_shstrndx >= ehdr.e_shnum) {
     return true;
   }
   std::vector<ElfW(Shdr)> sections(ehdr.e_shnum);
-  const ssize_t bytes = static_cast<ssize_t>(sections.size() * sizeof(ElfW(Shdr)));
-  if (pread(fd, sections.data(), static_cast<size_t>(bytes), static_cast<off_t>(ehdr.e_shoff)) !=
-      bytes) {
-    return true;
-  }
+  if (!read_all(sections.data(), sections.size() * sizeof(ElfW(Shdr)), ehdr.e_shoff)) return true;
+
+  // (a)
   const ElfW(Shdr)& names = sections[ehdr.e_shstrndx];
   if (names.sh_size == 0 || names.sh_size > (64u << 20)) return true;
   std::string strings(names.sh_size, '\0');
-  if (pread(fd, strings.data(), strings.size(), static_cast<off_t>(names.sh_offset)) !=
-      static_cast<ssize_t>(strings.size())) {
-    return true;
-  }
+  if (!read_all(strings.data(), strings.size(), names.sh_offset)) return true;
   static constexpr char kName[] = "__patchable_function_entries";
   for (const ElfW(Shdr) & section : sections) {
     if (section.sh_name < strings.size() && std::strncmp(strings.c_str() + section.sh_name, kName,
@@ -425,50 +453,71 @@ bool MayHavePatchableSection(const std::string& path) {
       return true;
     }
   }
-  return false;
-}
 
-// (b)
-bool HasNopRun(const LoadedObject& object) {
-  constexpr size_t kRun = 8;
-  constexpr uint32_t kNops = 0x90909090u;
-  constexpr size_t kBlock = 64;  // words per block, compared 4 at a time
-  for (const auto& [address, size] : object.code) {
-    const auto* begin = reinterpret_cast<const uint8_t*>(address);
-    const uint8_t* end = begin + size;
-    const auto* word = reinterpret_cast<const uint32_t*>((address + 3) & ~uintptr_t{3});
-    const auto* last =
-        reinterpret_cast<const uint32_t*>(reinterpret_cast<uintptr_t>(end) & ~uintptr_t{3});
-    while (word < last) {
-      const size_t count = std::min<size_t>(kBlock, static_cast<size_t>(last - word));
-      // Code is read-only while the table is refreshed on first sight of a
-      // module (nothing patches a module before it is discovered).
-      bool hit = false;
-      if (count == kBlock) {
-        // 16 bytes at a time (GCC/Clang vector extensions: SSE2 here).
-        typedef uint32_t Lanes __attribute__((vector_size(16)));
-        Lanes any = {0, 0, 0, 0};
-        for (size_t i = 0; i < kBlock; i += 4) {
-          Lanes lanes;
-          std::memcpy(&lanes, word + i, sizeof lanes);
-          any |= reinterpret_cast<Lanes>(lanes == kNops);
-        }
-        hit = (any[0] | any[1] | any[2] | any[3]) != 0;
-      } else {
-        for (size_t i = 0; i < count; ++i) hit |= word[i] == kNops;
-      }
-      if (hit) {
-        for (size_t i = 0; i < count; ++i) {
-          if (word[i] != kNops) continue;
-          // Extend the run both ways.
-          const auto* first = reinterpret_cast<const uint8_t*>(word + i);
-          const uint8_t* past = first + 4;
-          while (first > begin && first[-1] == 0x90) --first;
-          while (past < end && *past == 0x90) ++past;
-          if (static_cast<size_t>(past - first) >= kRun) return true;
+  // (b)
+  std::vector<ElfW(Sym)> symbols;
+  // The segment of the last entry: most entries are in the one code segment.
+  uintptr_t segment = 0;
+  size_t segment_size = 0;
+  for (const ElfW(Shdr) & section : sections) {
+    if (section.sh_type != SHT_SYMTAB && section.sh_type != SHT_DYNSYM) continue;
+    if (section.sh_entsize != sizeof(ElfW(Sym)) || section.sh_size > (256u << 20)) return true;
+    const size_t count = section.sh_size / sizeof(ElfW(Sym));
+    // .dynsym is loaded (SHF_ALLOC, read-only, never relocated): read where it
+    // is mapped, when it is, instead of copying it from the file.
+    std::span<const ElfW(Sym)> table_symbols;
+    const uintptr_t table = object.bias + section.sh_addr;
+    if ((section.sh_flags & SHF_ALLOC) != 0 && section.sh_addr != 0 &&
+        table % alignof(ElfW(Sym)) == 0) {
+      for (const auto& [address, size] : object.loads) {
+        if (table - address < size && count * sizeof(ElfW(Sym)) <= size - (table - address)) {
+          table_symbols = {reinterpret_cast<const ElfW(Sym)*>(table), count};
         }
       }
-      word += count;
+    }
+    if (table_symbols.empty()) {
+      symbols.resize(count);
+      if (!read_all(symbols.data(), count * sizeof(ElfW(Sym)), section.sh_offset)) return true;
+      table_symbols = symbols;
+    }
+    for (size_t i = 0; i < table_symbols.size(); ++i) {
+      const ElfW(Sym)& symbol = table_symbols[i];
+      // The entries are cache misses (most of the scan's time): ask for later
+      // ones early (a prefetch never faults, whatever the address).
+      constexpr size_t kAhead = 16;
+      if (i + kAhead < table_symbols.size()) {
+        __builtin_prefetch(
+            reinterpret_cast<const void*>(object.bias + table_symbols[i + kAhead].st_value));
+      }
+      if (ELF64_ST_TYPE(symbol.st_info) != STT_FUNC || symbol.st_shndx == SHN_UNDEF ||
+          symbol.st_value == 0 || symbol.st_size == 0) {
+        continue;
+      }
+      // MemoryReader's bytes: up to the end of the segment's file-backed part.
+      const uintptr_t entry = object.bias + symbol.st_value;
+      if (entry - segment >= segment_size) {
+        segment = segment_size = 0;
+        for (const auto& [address, size] : object.loads) {
+          if (entry - address < size) segment = address, segment_size = size;
+        }
+        if (segment_size == 0) continue;
+      }
+      const size_t available = static_cast<size_t>(
+          std::min<uint64_t>(std::min<uint64_t>(symbol.st_size, arch::kMaxEntryBytes),
+                             segment_size - (entry - segment)));
+      const auto* source = reinterpret_cast<const uint8_t*>(entry);
+      if (!arch::MayStartPatchSiteAt(source, available)) continue;  // most functions, on a byte
+      std::array<uint8_t, arch::kMaxEntryBytes> bytes;
+      // Atomic loads, as MemoryReader: a patcher may be rewriting these bytes.
+      for (size_t at = 0; at < available; ++at) {
+        bytes[at] = __atomic_load_n(source + at, __ATOMIC_RELAXED);
+      }
+      const SiteKind kind =
+          arch::ClassifyPatchArea({}, std::span<const uint8_t>(bytes.data(), available), entry)
+              .kind;
+      if (kind == SiteKind::kSingleNop || kind == SiteKind::kNopRun || kind == SiteKind::kPatched) {
+        return true;
+      }
     }
   }
   return false;
@@ -481,7 +530,7 @@ std::shared_ptr<const Module> LoadProcessModule(const LoadedObject& object) {
     if (!reference->Holds(object.bias)) return nullptr;  // being unloaded
   }
   std::shared_ptr<Module> module;
-  if (!HasNopRun(object) && !MayHavePatchableSection(object.open_path)) {
+  if (!MayHoldInstrumentedFunction(object)) {
     module = std::make_shared<Module>();  // nothing instrumented: see the pre-check above
     module->path = object.path;
     module->bias = object.bias;

@@ -22,6 +22,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "arch.h"
@@ -739,6 +740,134 @@ TEST(GccComdat, UninstrumentedCodeIsNotFoundByLayout) {
   ASSERT_FALSE(loaded.ok());
   EXPECT_EQ(loaded.status().code(), Errc::kNotInstrumented);
 }
+
+// Discovery by layout finds exactly what the records list: each fixture that
+// has the section, copied with the section renamed (so padhook sees a module
+// without it, as the link fix leaves one), must give the same functions
+// (addresses, names, sizes, sites), every one of them found by its layout.
+// The by-layout scan rejects most functions on their entry bytes alone, before
+// any other check: this holds it to the full classification.
+class LayoutMatchesRecords : public testing::TestWithParam<Variant> {};
+
+// A copy of `path` in `dir` whose __patchable_function_entries section (there
+// may be several) is renamed __patchable_function_entrieX.
+std::string CopyWithoutPatchableSection(const TempDir& dir, const std::string& path) {
+  std::string bytes = ReadFile(path);
+  Elf64_Ehdr ehdr;
+  std::memcpy(&ehdr, bytes.data(), sizeof ehdr);
+  Elf64_Shdr names;
+  std::memcpy(&names, bytes.data() + ehdr.e_shoff + ehdr.e_shstrndx * sizeof(Elf64_Shdr),
+              sizeof names);
+  static constexpr std::string_view kName = "__patchable_function_entries";
+  size_t renamed = 0;
+  for (int i = 0; i < ehdr.e_shnum; ++i) {
+    Elf64_Shdr section;
+    std::memcpy(&section, bytes.data() + ehdr.e_shoff + i * sizeof(Elf64_Shdr), sizeof section);
+    char* name = bytes.data() + names.sh_offset + section.sh_name;
+    if (std::string_view(name) != kName) continue;
+    name[kName.size() - 1] = 'X';
+    ++renamed;
+  }
+  if (renamed == 0) throw std::runtime_error(path + " has no " + std::string(kName));
+  const std::string copy = (dir.path() / fs::path(path).filename()).string();
+  std::ofstream(copy, std::ios::binary) << bytes;
+  return copy;
+}
+
+TEST_P(LayoutMatchesRecords, SameFunctionsWithoutTheSection) {
+  const std::string path = Fixture(GetParam().file);
+  TempDir dir;
+  const std::string copy = CopyWithoutPatchableSection(dir, path);
+  auto from_records = LoadModuleFromFile(path);
+  auto by_layout = LoadModuleFromFile(copy);
+  ASSERT_TRUE(from_records.ok()) << from_records.status().ToString();
+  ASSERT_TRUE(by_layout.ok()) << by_layout.status().ToString();
+  EXPECT_TRUE(CheckModuleFile(copy).ok()) << CheckModuleFile(copy).ToString();
+  const Module& records = **from_records;
+  const Module& layout = **by_layout;
+  EXPECT_TRUE(records.has_patchable_section);
+  EXPECT_EQ(records.found_by_layout, 0u);
+  EXPECT_FALSE(layout.has_patchable_section);
+  EXPECT_EQ(layout.found_by_layout, layout.functions.size());
+  EXPECT_EQ(layout.unusable_sites, records.unusable_sites);
+  ASSERT_EQ(layout.functions.size(), records.functions.size());
+  for (size_t i = 0; i < records.functions.size(); ++i) {
+    const Function& expected = records.functions[i];
+    const Function& found = layout.functions[i];
+    EXPECT_EQ(found.file_address(), expected.file_address()) << expected.name;
+    EXPECT_EQ(found.entry - found.patch_area, expected.entry - expected.patch_area)
+        << expected.name;
+    EXPECT_EQ(found.name, expected.name);
+    EXPECT_EQ(found.mangled, expected.mangled);
+    EXPECT_EQ(found.size, expected.size) << expected.name;
+    EXPECT_FALSE(found.from_section) << expected.name;
+    const PatchSite& a = found.site;
+    const PatchSite& b = expected.site;
+    EXPECT_EQ(a.prefix_size, b.prefix_size) << expected.name;
+    EXPECT_EQ(a.landing_pad, b.landing_pad) << expected.name;
+    EXPECT_EQ(a.site_size, b.site_size) << expected.name;
+    EXPECT_EQ(a.kind, b.kind) << expected.name;
+    EXPECT_EQ(a.slot, b.slot) << expected.name;
+    EXPECT_EQ(a.site_in_one_word, b.site_in_one_word) << expected.name;
+    EXPECT_EQ(0, std::memcmp(a.original, b.original, sizeof a.original)) << expected.name;
+  }
+}
+
+// The same in this process: a library without the section, loaded, is read
+// past the table's pre-check (which passes a module on the first bytes of its
+// functions' entries, before any full read) and its functions are found by
+// layout in memory, the same as from the file.
+class LayoutMatchesRecordsInProcess : public testing::TestWithParam<Variant> {};
+
+TEST_P(LayoutMatchesRecordsInProcess, LoadedLibraryWithoutTheSection) {
+  TempDir dir;
+  const std::string copy = CopyWithoutPatchableSection(dir, Fixture(GetParam().file));
+  auto from_file = LoadModuleFromFile(copy);
+  ASSERT_TRUE(from_file.ok()) << from_file.status().ToString();
+  Library library(copy);
+  FunctionTable& table = FunctionTable::Process();
+  ASSERT_TRUE(table.Refresh().ok());
+  const auto snapshot = table.snapshot();
+  const Module* loaded = snapshot->FindModule(library.Symbol("fxlib_add"));
+  ASSERT_NE(loaded, nullptr);
+  EXPECT_EQ(loaded->path, copy);
+  EXPECT_FALSE(loaded->has_patchable_section);
+  EXPECT_EQ(loaded->found_by_layout, (*from_file)->functions.size());
+  ASSERT_EQ(loaded->functions.size(), (*from_file)->functions.size());
+  for (size_t i = 0; i < loaded->functions.size(); ++i) {
+    const Function& found = loaded->functions[i];
+    const Function& expected = (*from_file)->functions[i];
+    EXPECT_EQ(found.file_address(), expected.file_address()) << expected.name;
+    EXPECT_EQ(found.name, expected.name);
+    EXPECT_EQ(found.site.kind, expected.site.kind) << expected.name;
+    EXPECT_EQ(found.site.slot, expected.site.slot) << expected.name;
+    EXPECT_EQ(found.site.prefix_size, expected.site.prefix_size) << expected.name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Libraries, LayoutMatchesRecordsInProcess, testing::ValuesIn([] {
+                           std::vector<Variant> libraries;
+                           for (const Variant& variant : LibraryVariants()) {
+                             if (variant.file.find("fragment") == std::string::npos) {
+                               libraries.push_back(variant);
+                             }
+                           }
+                           return libraries;
+                         }()),
+                         VariantName);
+
+std::vector<Variant> VariantsWithTheSection() {
+  std::vector<Variant> variants;
+  for (const std::vector<Variant>& all : {ProgramVariants(), LibraryVariants()}) {
+    for (const Variant& variant : all) {
+      if (variant.file.find("fragment") == std::string::npos) variants.push_back(variant);
+    }
+  }
+  return variants;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, LayoutMatchesRecords,
+                         testing::ValuesIn(VariantsWithTheSection()), VariantName);
 
 // ---- 5. The padhook CLI -----------------------------------------------------
 

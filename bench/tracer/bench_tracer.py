@@ -24,6 +24,10 @@ compiler):
 
 Usage: bench/tracer/bench_tracer.py [--build DIR] [--rounds R] [--calls N]
                                     [--cg-calls N] [--work DIR] [--no-callgrind]
+                                    [--startup-only]
+--startup-only measures the start-up alone (and, with callgrind, the
+instructions of every process of `padhook record` of the empty program against
+the empty program run directly): for work on the start-up, in seconds.
 Build first: cmake --build DIR --target tracer_bench_programs
 Traces go to --work (default: a fresh directory in /dev/shm when it exists,
 so that the disk's speed and fill level stay out of the figures).
@@ -72,6 +76,8 @@ def main():
     parser.add_argument("--cg-calls", type=int, default=100_000)
     parser.add_argument("--work")
     parser.add_argument("--no-callgrind", action="store_true")
+    parser.add_argument("--startup-only", action="store_true",
+                        help="only the start-up (wall time, and instructions with callgrind)")
     parser.add_argument("--indirect", action="store_true",
                         help="call the leaf through a pointer (stack aligned at every call; "
                              "direct calls from GCC -O2 code are made with it 8 bytes off)")
@@ -111,7 +117,7 @@ def main():
     times = {name: [] for name in runs}
     cpu_times = {name: [] for name in runs}
     sizes = {}
-    for r in range(args.rounds):
+    for r in range(0 if args.startup_only else args.rounds):
         for name in order[r % len(order):] + order[:r % len(order)]:
             shutil.rmtree(pdir, ignore_errors=True)
             shutil.rmtree(udir, ignore_errors=True)
@@ -168,7 +174,7 @@ def main():
             shutil.rmtree(udir, ignore_errors=True)
             return total
 
-        for name in ("unpatched", "padhook", "uftrace", "padhook+xmm"):
+        for name in () if args.startup_only else ("unpatched", "padhook", "uftrace", "padhook+xmm"):
             counts = []
             for calls in (args.cg_calls, 2 * args.cg_calls):
                 command = {
@@ -180,7 +186,28 @@ def main():
                 env = save_vectors if name == "padhook+xmm" else None
                 counts.append(collected(command, f"{name}.{calls}", env))
             instructions[name] = (counts[1] - counts[0]) / args.cg_calls
+        if args.startup_only:
+            start_instructions = {
+                "direct": collected([empty], "direct"),
+                "padhook": collected([padhook, "record", "-o", pdir, "--", empty], "padhook"),
+            }
     shutil.rmtree(work, ignore_errors=True)
+
+    if args.startup_only:
+        print("\nstart-up, empty program (ms, median (min..max))")
+        print(f"  direct     {summary(start['direct'])}")
+        for name in ("padhook", "uftrace"):
+            above = statistics.median(start[name]) - statistics.median(start["direct"])
+            print(f"  {name:10} {summary(start[name])}   above direct: {above:.1f}")
+        if start["runtime"]:
+            print(f"  padhook runtime's own (constructor to attached): {summary(start['runtime'])}")
+        print("  target: padhook <= 5 ms above direct")
+        if not args.no_callgrind and shutil.which("valgrind"):
+            d, p = start_instructions["direct"], start_instructions["padhook"]
+            print("instructions, all processes (callgrind)")
+            print(f"  direct     {d}")
+            print(f"  padhook    {p}   above direct: {p - d}")
+        return
 
     unpatched = statistics.median(times["unpatched"])
     print("\nper traced call (ns, median (min..max); 'above' = minus the unpatched median)")

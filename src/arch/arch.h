@@ -54,6 +54,19 @@ inline constexpr size_t kMaxEntryBytes = 16;
 PatchSite ClassifyPatchArea(std::span<const uint8_t> prefix, std::span<const uint8_t> entry,
                             uint64_t entry_address);
 
+// A quick test for scans over every function of a module, on the first bytes
+// at an entry (ClassifyPatchArea's `entry`, or only its first
+// min(entry.size(), kSiteStartBytes) bytes): false when ClassifyPatchArea's kind cannot be a site
+// (kSingleNop, kNopRun, kPatched), whatever the other bytes and the padding; true when it may be
+// (then classify). Ordinary code fails it on its first bytes. Inline, in arch_impl.h.
+inline constexpr size_t kSiteStartBytes = 5;
+bool MayStartPatchSite(std::span<const uint8_t> entry) noexcept;
+// The same test on the code at `entry` in this process (`available`: the
+// bytes that may be read there, ClassifyPatchArea's entry.size()), read with
+// relaxed atomic loads (the code may be being patched), only as many bytes as
+// it needs: one for most functions.
+bool MayStartPatchSiteAt(const uint8_t* entry, size_t available) noexcept;
+
 // One-line human description of a site kind on this ISA ("GCC 1-byte NOP run").
 std::string DescribeSite(const PatchSite& site);
 

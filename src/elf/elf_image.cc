@@ -136,7 +136,23 @@ Status ElfImage::LoadSymbols() {
   GElf_Shdr shdr;
   gelf_getshdr(table, &shdr);
   Elf_Data* data = elf_getdata(table, nullptr);
-  const size_t count = shdr.sh_entsize ? shdr.sh_size / shdr.sh_entsize : 0;
+  // Read in place (x86-64 only: the file's symbols are already in the host's
+  // layout, and libelf hands them over as Elf64_Sym): no per-symbol libelf call.
+  if (data == nullptr || data->d_buf == nullptr || data->d_type != ELF_T_SYM) return Status::Ok();
+  const size_t count = std::min<size_t>(shdr.sh_entsize ? shdr.sh_size / shdr.sh_entsize : 0,
+                                        data->d_size / sizeof(Elf64_Sym));
+  // The names: the linked string table, as elf_strptr() would check it (a
+  // string table section, the name inside it and NUL-terminated there).
+  std::string_view strings;
+  GElf_Shdr strings_header;
+  if (Elf_Scn* scn = elf_getscn(elf_, shdr.sh_link);
+      scn != nullptr && gelf_getshdr(scn, &strings_header) != nullptr &&
+      strings_header.sh_type == SHT_STRTAB) {
+    if (Elf_Data* names = elf_getdata(scn, nullptr); names != nullptr && names->d_buf != nullptr) {
+      strings = std::string_view(static_cast<const char*>(names->d_buf),
+                                 std::min<uint64_t>(names->d_size, strings_header.sh_size));
+    }
+  }
   // Whether each section holds code, looked up once per section index.
   std::vector<signed char> executable_section;  // -1: not looked up yet
   auto is_executable = [&](size_t index) {
@@ -151,17 +167,20 @@ Status ElfImage::LoadSymbols() {
     }
     return executable_section[index] == 1;
   };
-  for (size_t i = 0; data != nullptr && i < count; ++i) {
-    GElf_Sym sym;
-    if (gelf_getsym(data, static_cast<int>(i), &sym) == nullptr) break;
+  const auto* raw = static_cast<const char*>(data->d_buf);
+  for (size_t i = 0; i < count; ++i) {
+    Elf64_Sym sym;
+    std::memcpy(&sym, raw + i * sizeof sym, sizeof sym);
     // IFUNC symbols name a resolver, never a patchable function of their own.
-    if (GELF_ST_TYPE(sym.st_info) != STT_FUNC) continue;
+    if (ELF64_ST_TYPE(sym.st_info) != STT_FUNC) continue;
     if (sym.st_shndx == SHN_UNDEF || sym.st_value == 0) continue;
-    const char* name = elf_strptr(elf_, shdr.sh_link, sym.st_name);
-    if (name == nullptr || *name == '\0') continue;
-    const unsigned bind = GELF_ST_BIND(sym.st_info);
+    if (sym.st_name >= strings.size()) continue;
+    const std::string_view rest = strings.substr(sym.st_name);
+    const size_t length = strnlen(rest.data(), rest.size());
+    if (length == 0 || length == rest.size()) continue;  // empty, or not terminated
+    const unsigned bind = ELF64_ST_BIND(sym.st_info);
     symbols_.push_back({sym.st_value, sym.st_size, bind == STB_GLOBAL || bind == STB_WEAK,
-                        is_executable(sym.st_shndx), name});
+                        is_executable(sym.st_shndx), rest.substr(0, length)});
   }
   std::sort(symbols_.begin(), symbols_.end(),
             [](const FunctionSymbol& a, const FunctionSymbol& b) { return a.value < b.value; });

@@ -30,7 +30,11 @@ struct FunctionSymbol {
   uint64_t size = 0;    // st_size; 0 when the symbol does not say
   bool global = false;  // STB_GLOBAL or STB_WEAK: preferred over local aliases
   bool executable = false;  // defined in a section holding code (SHF_EXECINSTR)
-  std::string name;     // as written in the file (mangled)
+  // As written in the file (mangled). Points into the image's mapping of the
+  // file: valid as long as the ElfImage; copy it to keep it. Not copied at
+  // Open() because most symbols of a library are never named by padhook (a
+  // library's symbols are read to find its few instrumented functions).
+  std::string_view name;
 };
 
 struct LoadSegment {

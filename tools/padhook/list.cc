@@ -51,7 +51,7 @@ std::vector<PlainFunction> NotInstrumented(const std::string& path, const Module
   std::set<uint64_t> seen;  // aliases name the same code once
   for (const elf::FunctionSymbol& symbol : (*image)->function_symbols()) {
     if (instrumented.count(symbol.value) || !seen.insert(symbol.value).second) continue;
-    plain.push_back({symbol.value, symbol.size, symbol.name});
+    plain.push_back({symbol.value, symbol.size, std::string(symbol.name)});
   }
   return plain;
 }

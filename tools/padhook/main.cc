@@ -41,8 +41,17 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::string_view(argv[1]) == "record") padhook::tool::TakeRecordClockSample();
   CLI::App app{"padhook: function tracing through -fpatchable-function-entry padding", "padhook"};
   app.require_subcommand(1);
+  // A command named first is the one parsed: only it is set up (every
+  // command's CLI11 options were ~0.5 M instructions of each `padhook record`,
+  // which starts the traced program after them). Otherwise (`padhook --help`,
+  // a mistyped command) all of them, as CLI11 lists them.
+  const Command* named = nullptr;
+  for (const Command& command : kCommands) {
+    if (argc >= 2 && std::string_view(argv[1]) == command.name) named = &command;
+  }
   std::vector<std::pair<CLI::App*, padhook::tool::CommandRunner>> commands;
   for (const Command& command : kCommands) {
+    if (named != nullptr && named != &command) continue;
     CLI::App* subcommand = app.add_subcommand(command.name, command.description);
     commands.emplace_back(subcommand, command.setup(*subcommand));
   }

@@ -10,8 +10,10 @@
 // and anything that decodes the padding see something well formed.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 
 namespace padhook::arch {
 
@@ -40,6 +42,24 @@ inline uintptr_t EntryFromSiteReturn(uintptr_t site_return) noexcept {
   uint32_t before;
   std::memcpy(&before, reinterpret_cast<const void*>(site - 4), sizeof(before));
   return before == kEndbr64 ? site - 4 : site;
+}
+
+// x86-64: a site starts, after an optional endbr64, with the 5-byte NOP's
+// first byte (0F) or a 1-byte NOP (90); ordinary functions start with neither.
+inline bool MayStartPatchSite(std::span<const uint8_t> entry) noexcept {
+  const bool endbr64 = entry.size() >= 4 && entry[0] == 0xF3 && entry[1] == 0x0F &&
+                       entry[2] == 0x1E && entry[3] == 0xFA;
+  const size_t at = endbr64 ? 4 : 0;
+  return entry.size() > at && (entry[at] == 0x0F || entry[at] == 0x90);
+}
+
+inline bool MayStartPatchSiteAt(const uint8_t* entry, size_t available) noexcept {
+  auto at = [entry](size_t i) { return __atomic_load_n(entry + i, __ATOMIC_RELAXED); };
+  if (available == 0) return false;
+  const uint8_t first = at(0);
+  if (first == 0x0F || first == 0x90) return true;
+  if (first != 0xF3 || available < 5) return false;  // no site, or no room for endbr64 and one
+  return at(1) == 0x0F && at(2) == 0x1E && at(3) == 0xFA && (at(4) == 0x0F || at(4) == 0x90);
 }
 
 }  // namespace padhook::arch
