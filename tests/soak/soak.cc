@@ -85,12 +85,15 @@ thread_local Event tls_ring[kRing];
 thread_local unsigned tls_ring_next = 0;
 thread_local uint32_t tls_iteration = 0;
 void Log(EventKind kind, int client, int depth, uintptr_t function, uintptr_t caller) {
-  tls_ring[tls_ring_next++ % kRing] = {static_cast<uint8_t>(kind),
-                                       static_cast<uint8_t>(client),
-                                       static_cast<int16_t>(depth),
-                                       tls_iteration,
-                                       function,
-                                       caller};
+  // One instruction reserves the slot (lock xadd): a signal handler that
+  // interrupts a Log gets the next slot instead of sharing this one.
+  tls_ring[__atomic_fetch_add(&tls_ring_next, 1u, __ATOMIC_RELAXED) % kRing] = {
+      static_cast<uint8_t>(kind),
+      static_cast<uint8_t>(client),
+      static_cast<int16_t>(depth),
+      tls_iteration,
+      function,
+      caller};
 }
 thread_local bool tls_worker = false;
 thread_local uint64_t tls_signal_calls = 0;  // hooked calls made by this thread's signal handler
@@ -171,7 +174,9 @@ void OnSignal(int) {
     balance[c] = tls_check[c].balance;
     depth[c] = tls_check[c].depth;
   }
-  if (tls_worker) Log(kSignalIn, 0, 0, 0, 0);
+  // The client 0 depth as the handler finds it, and (signal-out) as it
+  // leaves it.
+  if (tls_worker) Log(kSignalIn, 0, tls_check[0].depth, 0, 0);
   if (soak_in_signal(7) != ((7 * 5 + 1) ^ 0x55)) g_wrong.fetch_add(1, std::memory_order_relaxed);
   for (int c = 0; c < 2 && tls_worker; ++c) {
     if ((state[c] & 1) == 0 || g_state[c].load() != state[c]) continue;
@@ -183,7 +188,7 @@ void OnSignal(int) {
                          k.depth > 0 && k.depth <= kMaxDepth ? k.stack[k.depth - 1] : 0};
     }
   }
-  if (tls_worker) Log(kSignalOut, 0, 0, 0, 0);
+  if (tls_worker) Log(kSignalOut, 0, tls_check[0].depth, 0, 0);
   g_signal_calls.fetch_add(1, std::memory_order_relaxed);
   ++tls_signal_calls;
   errno = saved;
