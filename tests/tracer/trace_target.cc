@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -238,8 +239,10 @@ TRACED void scenario_oracle() {
 }
 
 // ---- dlopen while another thread runs traced code ----
-volatile bool g_busy_stop;
-volatile bool g_busy_started;
+// Atomics, not volatile: under -fsanitize=undefined GCC 12 loaded a volatile
+// bool once before the loop (its range check) and spun forever.
+std::atomic<bool> g_busy_stop{false};
+std::atomic<bool> g_busy_started{false};
 
 TRACED void* busy_worker(void*) {
   g_busy_started = true;
