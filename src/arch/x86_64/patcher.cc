@@ -136,6 +136,10 @@ size_t OuterSignalContexts(void* ucontext, void** out, size_t max) {
         !ReadOwn(context + kUcSigmask, &mask, sizeof mask)) {
       break;
     }
+    // An empty mask encloses no running handler (its signal would be in
+    // it): nothing to look for, which is the common case of a thread
+    // stopped outside any signal handler, spared the scan of its stack.
+    if (mask == 0) break;
     const uintptr_t frame = FindFrameAbove(sp, restorer, mask);
     if (frame == 0) break;
     context = frame + kUcOffset;
