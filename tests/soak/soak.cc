@@ -329,8 +329,20 @@ void Worker(int id, const std::vector<padhook::reliab::Fn>& fns, const std::atom
     const uint64_t expected[kClients] = {soak_calls, stress_calls + leaf_calls,
                                          soak_calls + stress_calls};
     for (int c = 0; c < kClients; ++c) {
+      // The counters first, then the state: a signal handler may run between
+      // any two reads here, and its calls change the counters. Read after
+      // the state, they could include a handler's call that entered before a
+      // detach began and, rightly, got no exit (found: a "left open" frame
+      // of soak_in_signal whose detach started after s1 was read). Read
+      // before, everything they count happened while the state was s1.
+      const ThreadCheck& live = tls_check[c];
+      struct {
+        uint64_t entries, order_errors, underflows;
+        int64_t balance;
+        int depth;
+      } const k = {live.entries, live.order_errors, live.underflows, live.balance, live.depth};
+      std::atomic_signal_fence(std::memory_order_seq_cst);  // the reads above, then the state
       const uint64_t s1 = g_state[c].load();
-      const ThreadCheck& k = tls_check[c];
       const uint64_t order = k.order_errors + k.underflows - o0[c];
       if (s1 != s0[c] || (s0[c] & 1) == 0) {  // not fully attached throughout
         t.transition_misordered += order;
@@ -344,7 +356,7 @@ void Worker(int id, const std::vector<padhook::reliab::Fn>& fns, const std::atom
       const bool left_open = c < 2 && k.depth != 0;
       t.missed += missed, t.unbalanced += unbalanced, t.left_open += left_open;
       if (missed || unbalanced || left_open || order != 0) {
-        ReportViolation(id, c, k, k.balance - b0[c], entries, expected[c], threw, throw_depth,
+        ReportViolation(id, c, live, k.balance - b0[c], entries, expected[c], threw, throw_depth,
                         depth, tls_signal_calls - signal_calls0, forked);
       }
     }
