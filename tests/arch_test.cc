@@ -143,25 +143,44 @@ void OnUsr1(int) { raise(SIGUSR2); }
 
 }  // namespace outer_contexts
 
-TEST(ArchTest, OuterSignalContextsFindsTheInterruptedHandlersContext) {
+// Installs OnUsr2 for SIGUSR2 (and, per test, a SIGUSR1 handler); restores
+// both afterwards.
+class OuterSignalContexts : public testing::Test {
+ protected:
+  void SetUp() override {
 #if defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "ThreadSanitizer runs signal handlers itself, later, from its own frames: "
-                  "there is no kernel signal frame to find (padhook's patching is not run "
-                  "under TSan either)";
+    GTEST_SKIP() << "ThreadSanitizer runs signal handlers itself, later, from its own frames: "
+                    "there is no kernel signal frame to find (padhook's patching is not run "
+                    "under TSan either)";
 #endif
+    struct sigaction usr2 = {};
+    usr2.sa_sigaction = outer_contexts::OnUsr2;
+    usr2.sa_flags = SA_SIGINFO;
+    ASSERT_EQ(sigaction(SIGUSR1, nullptr, &old1_), 0);
+    ASSERT_EQ(sigaction(SIGUSR2, &usr2, &old2_), 0);
+    outer_contexts::g_found = -1;
+  }
+  void TearDown() override {
+    sigaction(SIGUSR1, &old1_, nullptr);
+    sigaction(SIGUSR2, &old2_, nullptr);
+  }
+  static void SetUsr1(void (*handler)(int)) {
+    struct sigaction usr1 = {};
+    usr1.sa_handler = handler;
+    ASSERT_EQ(sigaction(SIGUSR1, &usr1, nullptr), 0);
+  }
+
+ private:
+  struct sigaction old1_ = {}, old2_ = {};
+};
+
+TEST_F(OuterSignalContexts, FindsTheInterruptedHandlersContext) {
   using namespace outer_contexts;
-  struct sigaction usr1 = {}, usr2 = {}, old1, old2;
-  usr1.sa_handler = OnUsr1;
-  usr2.sa_sigaction = OnUsr2;
-  usr2.sa_flags = SA_SIGINFO;
-  ASSERT_EQ(sigaction(SIGUSR1, &usr1, &old1), 0);
-  ASSERT_EQ(sigaction(SIGUSR2, &usr2, &old2), 0);
+  SetUsr1(OnUsr1);
   // SIGUSR1 is delivered on the way out of the tgkill system call: the outer
   // context's PC is right after the syscall instruction of raise().
   const uintptr_t sp_before = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
   raise(SIGUSR1);
-  sigaction(SIGUSR1, &old1, nullptr);
-  sigaction(SIGUSR2, &old2, nullptr);
   ASSERT_EQ(g_found, 1) << "one handler (SIGUSR1's) was running around SIGUSR2's";
   Dl_info info{};
   ASSERT_NE(dladdr(reinterpret_cast<void*>(g_outer_pc), &info), 0);
@@ -172,20 +191,9 @@ TEST(ArchTest, OuterSignalContextsFindsTheInterruptedHandlersContext) {
   EXPECT_GT(g_outer_sp + 65536, sp_before);
 }
 
-TEST(ArchTest, OuterSignalContextsFindsNoneOutsideNestedHandlers) {
-#if defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "ThreadSanitizer runs signal handlers itself, later, from its own frames: "
-                  "there is no kernel signal frame to find (padhook's patching is not run "
-                  "under TSan either)";
-#endif
+TEST_F(OuterSignalContexts, FindsNoneOutsideNestedHandlers) {
   using namespace outer_contexts;
-  struct sigaction usr2 = {}, old2;
-  usr2.sa_sigaction = OnUsr2;
-  usr2.sa_flags = SA_SIGINFO;
-  ASSERT_EQ(sigaction(SIGUSR2, &usr2, &old2), 0);
-  g_found = -1;
   raise(SIGUSR2);
-  sigaction(SIGUSR2, &old2, nullptr);
   EXPECT_EQ(g_found, 0);
 }
 
@@ -193,30 +201,17 @@ TEST(ArchTest, OuterSignalContextsFindsNoneOutsideNestedHandlers) {
 // kernel sets up SIGUSR1's frame, then SIGUSR2's on top of it, so SIGUSR2's
 // handler interrupts SIGUSR1's before its first instruction, with the
 // frame's restorer right at the interrupted stack pointer.
-TEST(ArchTest, OuterSignalContextsFindsAHandlerNotStartedYet) {
-#if defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "ThreadSanitizer runs signal handlers itself, later, from its own frames: "
-                  "there is no kernel signal frame to find (padhook's patching is not run "
-                  "under TSan either)";
-#endif
+TEST_F(OuterSignalContexts, FindsAHandlerNotStartedYet) {
   using namespace outer_contexts;
-  struct sigaction usr1 = {}, usr2 = {}, old1, old2;
-  usr1.sa_handler = [](int) {};
-  usr2.sa_sigaction = OnUsr2;
-  usr2.sa_flags = SA_SIGINFO;
-  ASSERT_EQ(sigaction(SIGUSR1, &usr1, &old1), 0);
-  ASSERT_EQ(sigaction(SIGUSR2, &usr2, &old2), 0);
+  SetUsr1([](int) {});
   sigset_t both, previous;
   sigemptyset(&both);
   sigaddset(&both, SIGUSR1);
   sigaddset(&both, SIGUSR2);
   ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &both, &previous), 0);
-  g_found = -1;
   raise(SIGUSR1);
   raise(SIGUSR2);
   ASSERT_EQ(pthread_sigmask(SIG_SETMASK, &previous, nullptr), 0);  // both delivered here
-  sigaction(SIGUSR1, &old1, nullptr);
-  sigaction(SIGUSR2, &old2, nullptr);
   ASSERT_EQ(g_found, 1);
   Dl_info info{};
   ASSERT_NE(dladdr(reinterpret_cast<void*>(g_outer_pc), &info), 0);

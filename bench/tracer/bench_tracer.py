@@ -68,6 +68,18 @@ def summary(values):
     return f"{statistics.median(values):.1f} ({min(values):.1f}..{max(values):.1f})"
 
 
+def print_startup(start):
+    """The start-up rows (both modes print them)."""
+    print("\nstart-up, empty program (ms, median (min..max))")
+    print(f"  direct     {summary(start['direct'])}")
+    for name in ("padhook", "uftrace"):
+        above = statistics.median(start[name]) - statistics.median(start["direct"])
+        print(f"  {name:10} {summary(start[name])}   above direct: {above:.1f}")
+    if start["runtime"]:
+        print(f"  padhook runtime's own (constructor to attached): {summary(start['runtime'])}")
+    print("  target: padhook <= 5 ms above direct")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", default="build")
@@ -194,14 +206,7 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
 
     if args.startup_only:
-        print("\nstart-up, empty program (ms, median (min..max))")
-        print(f"  direct     {summary(start['direct'])}")
-        for name in ("padhook", "uftrace"):
-            above = statistics.median(start[name]) - statistics.median(start["direct"])
-            print(f"  {name:10} {summary(start[name])}   above direct: {above:.1f}")
-        if start["runtime"]:
-            print(f"  padhook runtime's own (constructor to attached): {summary(start['runtime'])}")
-        print("  target: padhook <= 5 ms above direct")
+        print_startup(start)
         if not args.no_callgrind and shutil.which("valgrind"):
             d, p = start_instructions["direct"], start_instructions["padhook"]
             print("instructions, all processes (callgrind)")
@@ -228,14 +233,7 @@ def main():
     for name in ("padhook", "uftrace"):
         print(f"  {name:10} {sizes[name] / args.calls:.2f}")
     print("  target: <= 16")
-    print("\nstart-up, empty program (ms, median (min..max))")
-    print(f"  direct     {summary(start['direct'])}")
-    for name in ("padhook", "uftrace"):
-        above = statistics.median(start[name]) - statistics.median(start["direct"])
-        print(f"  {name:10} {summary(start[name])}   above direct: {above:.1f}")
-    if start["runtime"]:
-        print(f"  padhook runtime's own (constructor to attached): {summary(start['runtime'])}")
-    print("  target: padhook <= 5 ms")
+    print_startup(start)
     if instructions:
         print(f"\ninstructions per call, all processes (callgrind, {args.cg_calls} -> "
               f"{2 * args.cg_calls} calls)")
