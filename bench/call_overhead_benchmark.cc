@@ -29,9 +29,16 @@
 //                             scaling of docs/benchmarks.md)
 //   one_client/other_clients_N  one client on the leaf, N other clients on
 //                             N other functions (N = 1, 10; 100 above)
+//   spread/unpatched, spread/entry, spread/entry_exit   1,024 different
+//                             functions called in a fixed shuffled order
+//                             (unpatched; one NO_VECTOR client with an empty
+//                             on_entry; the same with on_exit too): what a
+//                             single leaf hides, indirect branches that see
+//                             many targets (the per-function stubs exist
+//                             for this, see src/arch/x86_64/trampoline.S)
 //
-// Every state uses the same call loop (bench/call_loop.h: an indirect call
-// per iteration, results chained) and the same leaf body.
+// Every state but spread/* uses the same call loop (bench/call_loop.h: an
+// indirect call per iteration, results chained) and the same leaf body.
 //
 // Wall time: run the binary (Google Benchmark; counter ns_per_call). Use
 //   --benchmark_repetitions=5 (medians) on a noisy machine. A state's set-up
@@ -102,7 +109,8 @@ padhook::Attachment MustAttach(std::span<const void* const> fns, void* data, boo
   return std::move(*a);
 }
 
-padhook::Attachment MustAttachOne(const void* fn, void* data, bool no_vector = false, bool with_exit = false) {
+padhook::Attachment MustAttachOne(const void* fn, void* data, bool no_vector = false,
+                                  bool with_exit = false) {
   return MustAttach(std::span<const void* const>(&fn, 1), data, no_vector, with_exit);
 }
 
@@ -128,8 +136,8 @@ struct World {
       }
     }
     for (int i = 0; i < clients_on_leaf; ++i) {
-      clients.push_back(
-          MustAttachOne(reinterpret_cast<const void*>(&leaf_hooked), &data[i % 100], no_vector, with_exit));
+      clients.push_back(MustAttachOne(reinterpret_cast<const void*>(&leaf_hooked), &data[i % 100],
+                                      no_vector, with_exit));
     }
   }
 };
@@ -200,8 +208,9 @@ void Run(benchmark::State& state, const State* s) {
   }
   benchmark::DoNotOptimize(bench_call_loop(s->fn, kInner));  // warm
   for (auto _ : state) benchmark::DoNotOptimize(bench_call_loop(s->fn, kInner));
-  state.counters["ns_per_call"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * kInner), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_call"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * kInner),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 int CountMode(const std::string& name, long calls) {
@@ -225,11 +234,59 @@ int CountMode(const std::string& name, long calls) {
   return 2;
 }
 
+// ---- spread/*: many functions ------------------------------------------------------
+
+constexpr size_t kSpread = 1024;
+
+// kSpread functions of the 100,000-function module, in a fixed shuffled order.
+const std::vector<int (*)(int)>& SpreadFunctions() {
+  static const std::vector<int (*)(int)> fns = [] {
+    std::vector<int (*)(int)> v;
+    for (size_t i = 0; i < kSpread; ++i) v.push_back(many_fn_at(i));
+    uint64_t x = 88172645463325252ull;  // xorshift: the same order in every run
+    for (size_t i = v.size() - 1; i > 0; --i) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      std::swap(v[i], v[x % (i + 1)]);
+    }
+    return v;
+  }();
+  return fns;
+}
+
+extern "C" __attribute__((noinline)) long bench_spread_loop(int (*const* fns)(int), long n) {
+  int acc = 0;
+  for (long i = 0; i < n; ++i) acc = fns[i & (kSpread - 1)](acc);
+  return acc;
+}
+
+// mode: 0 unpatched (attached and detached once: the patcher's NOP), 1 entry, 2 entry+exit.
+void RunSpread(benchmark::State& state, int mode) {
+  g_world.reset();
+  g_world_state = nullptr;
+  const std::vector<int (*)(int)>& fns = SpreadFunctions();
+  std::vector<const void*> addresses;
+  for (int (*f)(int) : fns) addresses.push_back(reinterpret_cast<const void*>(f));
+  int data = 0;
+  padhook::Attachment a = MustAttach(addresses, &data, /*no_vector=*/true, /*with_exit=*/mode == 2);
+  if (mode == 0) {
+    if (padhook::Status s = a.Detach(); !s.ok()) Die("detach", s);
+  }
+  benchmark::DoNotOptimize(bench_spread_loop(fns.data(), 4 * kSpread));  // warm
+  for (auto _ : state) benchmark::DoNotOptimize(bench_spread_loop(fns.data(), 4 * kSpread));
+  state.counters["ns_per_call"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * 4 * kSpread),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 4 && std::strcmp(argv[1], "--count") == 0) return CountMode(argv[2], std::atol(argv[3]));
+  if (argc == 4 && std::strcmp(argv[1], "--count") == 0)
+    return CountMode(argv[2], std::atol(argv[3]));
   for (const State& s : kStates) benchmark::RegisterBenchmark(s.name, Run, &s);
+  benchmark::RegisterBenchmark("spread/unpatched", RunSpread, 0);
+  benchmark::RegisterBenchmark("spread/entry", RunSpread, 1);
+  benchmark::RegisterBenchmark("spread/entry_exit", RunSpread, 2);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   return 0;
