@@ -47,6 +47,23 @@ int soak_in_signal(int x);
 }
 int soak_thrower(int depth, int x);
 
+// GCC 12's AddressSanitizer does not lock its allocator around fork() (LLVM
+// added that in December 2023: llvm-project pull request 75290), so a child
+// forked while another thread holds the allocator's lock deadlocks at its
+// first allocation; the soak's ASan runs hung there (the child in
+// std::runtime_error's constructor). Under ASan the child does not throw.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kForkChildMayAllocate = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kForkChildMayAllocate = false;
+#else
+constexpr bool kForkChildMayAllocate = true;
+#endif
+#else
+constexpr bool kForkChildMayAllocate = true;
+#endif
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -310,10 +327,12 @@ void Worker(int id, const std::vector<padhook::reliab::Fn>& fns, const std::atom
       const pid_t pid = fork();
       if (pid == 0) {
         bool ok = soak_pair(3) == 16 + 21 && soak_recurse(5, 2) == 16;
-        try {
-          (void)soak_thrower(3, 1);
-          ok = false;
-        } catch (const std::runtime_error&) {
+        if (kForkChildMayAllocate) {
+          try {
+            (void)soak_thrower(3, 1);
+            ok = false;
+          } catch (const std::runtime_error&) {
+          }
         }
         _exit(ok ? 0 : 1);
       }
