@@ -34,8 +34,8 @@
 //                             (unpatched; one NO_VECTOR client with an empty
 //                             on_entry; the same with on_exit too): what a
 //                             single leaf hides, indirect branches that see
-//                             many targets (the per-function stubs exist
-//                             for this, see src/arch/x86_64/trampoline.S)
+//                             many targets and code that no longer fits the
+//                             caches (experiments/exit-return-prediction/)
 //
 // Every state but spread/* uses the same call loop (bench/call_loop.h: an
 // indirect call per iteration, results chained) and the same leaf body.
@@ -197,6 +197,13 @@ constexpr long kInner = 1000;
 std::unique_ptr<World> g_world;
 const State* g_world_state = nullptr;
 
+// The counter every state reports: wall time per call of the loop.
+void ReportNsPerCall(benchmark::State& state, long calls_per_iteration) {
+  state.counters["ns_per_call"] =
+      benchmark::Counter(static_cast<double>(state.iterations() * calls_per_iteration),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 void Run(benchmark::State& state, const State* s) {
   if (s->fn == leaf_cycled) CycleOnce();
   if (g_world_state != s) {
@@ -208,9 +215,7 @@ void Run(benchmark::State& state, const State* s) {
   }
   benchmark::DoNotOptimize(bench_call_loop(s->fn, kInner));  // warm
   for (auto _ : state) benchmark::DoNotOptimize(bench_call_loop(s->fn, kInner));
-  state.counters["ns_per_call"] =
-      benchmark::Counter(static_cast<double>(state.iterations() * kInner),
-                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  ReportNsPerCall(state, kInner);
 }
 
 int CountMode(const std::string& name, long calls) {
@@ -273,9 +278,7 @@ void RunSpread(benchmark::State& state, int mode) {
   }
   benchmark::DoNotOptimize(bench_spread_loop(fns.data(), 4 * kSpread));  // warm
   for (auto _ : state) benchmark::DoNotOptimize(bench_spread_loop(fns.data(), 4 * kSpread));
-  state.counters["ns_per_call"] =
-      benchmark::Counter(static_cast<double>(state.iterations() * 4 * kSpread),
-                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  ReportNsPerCall(state, 4 * kSpread);
 }
 
 }  // namespace

@@ -41,23 +41,15 @@
 #include <thread>
 #include <vector>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define PADHOOK_FAULT_TEST_LSAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PADHOOK_FAULT_TEST_LSAN 1
-#endif
-#endif
-#ifdef PADHOOK_FAULT_TEST_LSAN
-#include <sanitizer/lsan_interface.h>
-#endif
-
 #include "padhook/hooks.h"
 #include "padhook/metadata.h"
 #include "padhook/padhook.h"
 #include "padhook/text_writer.h"
 #include "patch/live_patcher.h"
 #include "reliab_support.h"
+#ifdef PADHOOK_RELIAB_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
 
 // ---- Allocation faults: the global operator new of this program ----------
 //
@@ -429,7 +421,7 @@ bool RunCase(const ProgramFile& file, const std::vector<reliab::Fn>& fns, WriteM
     alarm(60);  // a hang fails the case instead of the whole test run
     Child child{file, fns, {}, {}};
     child.Run(mode, phase, api, kind, nth);
-#ifdef PADHOOK_FAULT_TEST_LSAN
+#ifdef PADHOOK_RELIAB_ASAN
     // The child ends with _exit, which skips LeakSanitizer's check at exit:
     // made here, so that a failure path that leaks is a problem of the case.
     if (__lsan_do_recoverable_leak_check() != 0) {

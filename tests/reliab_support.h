@@ -3,6 +3,16 @@
 // of /proc/self/maps for mappings that are writable and executable.
 #pragma once
 
+// PADHOOK_RELIAB_ASAN: built with AddressSanitizer (GCC defines
+// __SANITIZE_ADDRESS__, clang has __has_feature).
+#if defined(__SANITIZE_ADDRESS__)
+#define PADHOOK_RELIAB_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PADHOOK_RELIAB_ASAN 1
+#endif
+#endif
+
 #include <fcntl.h>
 #include <unistd.h>
 

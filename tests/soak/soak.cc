@@ -52,14 +52,8 @@ int soak_thrower(int depth, int x);
 // forked while another thread holds the allocator's lock deadlocks at its
 // first allocation; the soak's ASan runs hung there (the child in
 // std::runtime_error's constructor). Under ASan the child does not throw.
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef PADHOOK_RELIAB_ASAN
 constexpr bool kForkChildMayAllocate = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kForkChildMayAllocate = false;
-#else
-constexpr bool kForkChildMayAllocate = true;
-#endif
 #else
 constexpr bool kForkChildMayAllocate = true;
 #endif
