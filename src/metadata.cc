@@ -10,6 +10,10 @@
 //       Lookup on any thread, lock-free, and by Get/Put/reclamation under mutex_.
 //   g_base      the reserved region; written once (release) before any index
 //               is published; never changes, never unmapped.
+//   padhook_metadata_base  the same address for the trampoline (a hidden
+//               symbol it loads in one instruction: g_base is preemptible in
+//               libpadhook.so); written once, right after g_base, before any
+//               index is published (so before any site calls the trampoline).
 //   g_capacity  committed entries; written under mutex_ (release) after the
 //               pages are committed; read by Lookup to reject torn indices.
 //               An entry is constructed when its index is first handed out
@@ -116,9 +120,13 @@
 //   A5. If many indices are retired (>= half the capacity) or the table is at
 //       its maximum: wait for a grace period (sync::Synchronize) and recycle.
 //   A6. Grow: commit the next pages (capacity doubles), publish the capacity.
-// The region for kMaxEntries is reserved once (PROT_NONE, MAP_NORESERVE) and
-// grown with mprotect: the table never moves, and entries are never freed, so
-// a reader never touches unmapped or reallocated memory.
+// The region for kMaxEntries is reserved once (read-only, MAP_NORESERVE: no
+// commit charge, and untouched pages read as the shared zero page) and grown
+// with mprotect to read+write: the table never moves, and entries are never
+// freed, so a reader never touches unmapped or reallocated memory. The whole
+// reservation is readable so that the trampoline can mask an index into range
+// (one instruction) instead of comparing it with the capacity: an entry
+// beyond the capacity reads as function == 0, which no function is.
 #include "padhook/metadata.h"
 
 #include <dlfcn.h>
@@ -140,7 +148,16 @@
 #include "padhook/text_writer.h"
 #include "sync/grace_period.h"
 
+// The trampoline's copy of MetadataTable::g_base (see the top of this file).
+extern "C" {
+__attribute__((visibility("hidden"))) padhook::MetaEntry* padhook_metadata_base = nullptr;
+}
+
 namespace padhook {
+// trampoline.S masks indices with kMaxEntries - 1 (INDEX_MASK) and scales them
+// by the entry size (META_SHIFT): keep them in sync.
+static_assert(MetadataTable::kMaxEntries == 1u << 22 && sizeof(MetaEntry) == 64);
+
 namespace {
 
 std::string Describe(const Function& f) { return f.name + " at " + AddressText(f.entry); }
@@ -276,7 +293,7 @@ Status MetadataTable::GrowLocked() {
       return Status::FromErrno(errno, "reserving the metadata owners table");
     void* region = fault::Fail(fault::Kind::kMmap)
                        ? (errno = ENOMEM, MAP_FAILED)
-                       : mmap(nullptr, sizeof(MetaEntry) * size_t{kMaxEntries}, PROT_NONE,
+                       : mmap(nullptr, sizeof(MetaEntry) * size_t{kMaxEntries}, PROT_READ,
                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (region == MAP_FAILED) {
       munmap(owners, sizeof(ModuleRecord*) * size_t{kMaxEntries});
@@ -285,6 +302,7 @@ Status MetadataTable::GrowLocked() {
     owners_ = static_cast<ModuleRecord**>(owners);
     base = static_cast<MetaEntry*>(region);
     g_base.store(base, std::memory_order_release);
+    padhook_metadata_base = base;
   }
   const uint32_t old_capacity = g_capacity.load(std::memory_order_relaxed);
   if (old_capacity >= kMaxEntries) {

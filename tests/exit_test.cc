@@ -105,8 +105,8 @@ std::string Describe(const std::vector<Event>& events,
 struct Attached {
   padhook_attachment* a = nullptr;
   Attached(const std::vector<void*>& fns, padhook_handler entry, padhook_handler exit,
-           void* data = nullptr) {
-    padhook_hooks h = {entry, exit, data, 0};
+           void* data = nullptr, uint32_t flags = 0) {
+    padhook_hooks h = {entry, exit, data, flags};
     int err = padhook_attach_addresses(fns.data(), fns.size(), &h, &a);
     EXPECT_EQ(err, PADHOOK_OK) << padhook_last_error();
   }
@@ -192,10 +192,28 @@ TEST_P(ExitTest, HandlersRunOnAnAlignedStackWhenTheCallerDidNotAlignIt) {
     EXPECT_EQ(g_worst_misalignment.load(), 0) << "a handler ran on a misaligned stack";
     EXPECT_EQ(g_lost_walks.load(), 0) << "backtrace() from a handler did not reach the caller";
   }
-  {  // entry only (the other fast path)
-    Attached a({Addr(v.add)}, NoteAlignment, nullptr);
+  // Entry only: each of the trampoline's entry paths aligns on its own (one
+  // handler without and with vector registers, several handlers).
+  struct EntryPath {
+    const char* name;
+    uint32_t flags;
+    int clients;
+  };
+  for (const EntryPath& path :
+       {EntryPath{"one, no vector", PADHOOK_HOOKS_NO_VECTOR, 1}, EntryPath{"one, vector", 0, 1},
+        EntryPath{"two", 0, 2}, EntryPath{"two, no vector", PADHOOK_HOOKS_NO_VECTOR, 2}}) {
+    SCOPED_TRACE(path.name);
+    Attached a({Addr(v.add)}, NoteAlignment, nullptr, nullptr, path.flags);
+    std::optional<Attached> b;
+    if (path.clients == 2)
+      b.emplace(std::vector<void*>{Addr(v.add)}, NoteAlignment, nullptr, nullptr, path.flags);
     g_worst_misalignment = -1;
+    g_lost_walks = 0;
     EXPECT_EQ(CallMisaligned(v.add, 40, 2), 42);
+    EXPECT_EQ(g_worst_misalignment.load(), 0) << "a handler ran on a misaligned stack";
+    EXPECT_EQ(g_lost_walks.load(), 0) << "backtrace() from a handler did not reach the caller";
+    g_worst_misalignment = -1;
+    EXPECT_EQ(v.add(40, 2), 42);  // and on an aligned one
     EXPECT_EQ(g_worst_misalignment.load(), 0) << "a handler ran on a misaligned stack";
   }
 }

@@ -59,6 +59,8 @@ struct ExitCall {
 inline constexpr uint32_t kBlockNeedsVector = 1;     // some handler may touch vector registers
 inline constexpr uint32_t kBlockHasExit = 2;         // some client has an on_exit
 inline constexpr uint32_t kBlockNeedsEntryTime = 4;  // an on_exit may ask for the entry time
+inline constexpr uint32_t kBlockManyEntryCalls = 8;  // more than one entry call (the fast
+                                                     // path calls exactly one, without a loop)
 
 // trampoline.S: does nothing. The entry call of a block whose clients have no
 // on_entry, so that every block has at least one (the trampoline's loop then
@@ -138,6 +140,7 @@ struct HandlerBlock {
     }
     *exit_call = {nullptr, nullptr, 0};
     if (call == block->entry_calls()) *call++ = {padhook_no_entry_handler, nullptr};
+    if (call - block->entry_calls() > 1) block->flags |= kBlockManyEntryCalls;
     while (call != block->entry_calls() + count + 1) *call++ = {nullptr, nullptr};
     std::copy(slots.begin(), slots.end(), block->slots());
     return block;

@@ -44,7 +44,7 @@
 //     0   rdi rsi rdx rcx r8 r9 rax r10     (8 x 8, pushed)
 //    64   xmm0 .. xmm7                      (8 x 16, 16-byte aligned)
 //   192   function      entry address of the hooked function
-//   200   saved rbx     (the handler loop's cursor lives in rbx)
+//   200   saved rbx     (on the paths that use rbx: the handler loop's cursor)
 //   208   divert target (read by padhook_divert_return from the red zone);
 //                       in exit frames: the call's entry time
 //   216   stamp         event time, taken on first request; exit/unwound bits
@@ -58,12 +58,15 @@
 //       (nested call from a handler or signal handler, or a thread not
 //       registered yet: its record is the never-written g_unregistered), take
 //       the slow path. Otherwise store padhook_reader_word into it.
-//   R2. Metadata from the padding: index < capacity, owner == entry
-//       (a thread may arrive here long after its site was unpatched: what the
-//       padding names is validated, never trusted). Null block: nothing to run.
+//   R2. Metadata from the padding: the index masked into the table's
+//       reservation, owner == entry (a thread may arrive here long after its
+//       site was unpatched: what the padding names is validated, never
+//       trusted). Null block: nothing to run.
 //   R3. Call each EntryCall of the block, in order, with (frame, user_data).
 //       (A block always has at least one: padhook_no_entry_handler when no
-//       client has an on_entry, so the loop needs no test before its first call.)
+//       client has an on_entry, so the loop needs no test before its first
+//       call.) The common block (one entry call, no vector registers, no
+//       exits) takes a path of its own without the loop and without rbx.
 //   R4. Store 0 into the record word (leaves the read section).
 //   Slow path: save xmm0-7 and call padhook_dispatch_slow (dispatch.cc), the
 //   same steps in C++ plus registration and the recursion count.
@@ -86,12 +89,12 @@
 #define NEEDS_VECTOR 1
 #define HAS_EXIT 2
 #define NEEDS_ENTRY_TIME 4
+#define MANY_ENTRY_CALLS 8
 #define META_SHIFT 6
 #define META_DATA 8
 #define ENDBR64 0xFA1E0FF3
 #define TLS_RECORD _ZN7padhook4sync8internal10tls_recordE
-#define META_CAPACITY _ZN7padhook13MetadataTable10g_capacityE
-#define META_BASE _ZN7padhook13MetadataTable6g_baseE
+#define INDEX_MASK 0x3FFFFF  // MetadataTable::kMaxEntries - 1
 #define BLOCK_MAX_SEQ 16
 #define BLOCK_EXIT_CALLS_OFFSET 24
 #define EXIT_CALL_SIZE 24
@@ -166,6 +169,28 @@
 3:
   .endm
 
+  // R3 when the block has exactly one entry call; expects rdx = the block,
+  // rsp = the frame. On a misaligned stack (see the top) it jumps to
+  // \misaligned, out of line: ONE_ENTRY_CALL_MISALIGNED, which jumps back to
+  // the code after this macro (its own CFI rows must not cover the common path).
+  .macro ONE_ENTRY_CALL misaligned
+  mov BLOCK_ENTRY_CALLS+8(%rdx), %rsi
+  test $8, %spl
+  jnz \misaligned
+  mov %rsp, %rdi
+  call *BLOCK_ENTRY_CALLS(%rdx)
+  .endm
+
+  .macro ONE_ENTRY_CALL_MISALIGNED done
+  sub $8, %rsp
+  .cfi_def_cfa_offset FRAME + 16
+  lea 8(%rsp), %rdi
+  call *BLOCK_ENTRY_CALLS(%rdx)
+  add $8, %rsp
+  .cfi_def_cfa_offset FRAME + 8
+  jmp \done
+  .endm
+
   // R4.
   .macro LEAVE_READ_SECTION
   mov TLS_RECORD@gottpoff(%rip), %rcx
@@ -182,6 +207,7 @@
   .hidden padhook_exit_pop_dead
   .hidden padhook_tls_shadow
   .hidden padhook_reader_word_local
+  .hidden padhook_metadata_base
   .p2align 4
 padhook_trampoline:
   .cfi_startproc
@@ -204,8 +230,6 @@ padhook_trampoline:
   .cfi_adjust_cfa_offset 8
   push %rdi
   .cfi_adjust_cfa_offset 8
-  mov %rbx, SAVED_RBX(%rsp)
-  .cfi_offset %rbx, SAVED_RBX - FRAME - 8
   // The function's entry: the site is the 5 bytes before the continuation,
   // right after endbr64 if the function starts with one. (The 4 bytes before
   // a plain site are the metadata index, below 2^22: never endbr64.)
@@ -225,29 +249,28 @@ padhook_trampoline:
   mov padhook_reader_word_local(%rip), %rax
   mov %rax, (%rcx)
   // R2. No need to check the slot's opcode: whatever the 4 bytes before
-  // the entry hold (an index, NOPs, a torn index), an index below capacity
-  // names an entry whose owner is checked, and x86 does not reorder the two
-  // loads (the writer set the owner before it wrote the index).
+  // the entry hold (an index, NOPs, a torn index), masked into the table's
+  // reservation they name an entry (readable, zero beyond the capacity: see
+  // src/metadata.cc) whose owner is checked, and x86 does not reorder the
+  // two loads (the writer set the owner before it wrote the index).
   mov -4(%rdi), %eax
-  mov META_CAPACITY@GOTPCREL(%rip), %rdx
-  cmp (%rdx), %eax
-  jae .Lleave
+  and $INDEX_MASK, %eax
   shl $META_SHIFT, %rax
-  mov META_BASE@GOTPCREL(%rip), %rdx
-  add (%rdx), %rax
+  add padhook_metadata_base(%rip), %rax
   cmp %rdi, (%rax)
   jne .Lleave
-  mov META_DATA(%rax), %rbx
-  test %rbx, %rbx
+  mov META_DATA(%rax), %rdx
+  test %rdx, %rdx
   jz .Lleave
-  testl $(NEEDS_VECTOR | HAS_EXIT), BLOCK_FLAGS(%rbx)
+  testl $(NEEDS_VECTOR | HAS_EXIT | MANY_ENTRY_CALLS), BLOCK_FLAGS(%rdx)
   jnz .Lspecial
-  RUN_ENTRY_CALLS
+  // R3 for the common block: one entry call, no vector registers, no exits.
+  // It needs no cursor, so rbx is neither used nor saved on this path.
+  ONE_ENTRY_CALL .Lone_misaligned
+.Lleave:
   LEAVE_READ_SECTION
 .Lrestore:
-  mov SAVED_RBX(%rsp), %rbx
   .cfi_remember_state
-  .cfi_restore %rbx
   pop %rdi
   .cfi_adjust_cfa_offset -8
   pop %rsi
@@ -268,21 +291,54 @@ padhook_trampoline:
   .cfi_adjust_cfa_offset -(FRAME - 64)
   ret
   .cfi_restore_state
-.Lleave:
-  // R2 found nothing to run: leave the read section.
-  LEAVE_READ_SECTION
+.Lone_misaligned:
+  ONE_ENTRY_CALL_MISALIGNED .Lleave
+.Lslow:
+  SAVE_XMM
+  mov %rsp, %rdi
+  call padhook_dispatch_slow
+  RESTORE_XMM
   jmp .Lrestore
 .Lspecial:
-  testl $HAS_EXIT, BLOCK_FLAGS(%rbx)
+  testl $HAS_EXIT, BLOCK_FLAGS(%rdx)
   jnz .Lexit
+  testl $MANY_ENTRY_CALLS, BLOCK_FLAGS(%rdx)
+  jnz .Lmany
+  // One entry call that may touch vector registers.
+  SAVE_XMM
+  ONE_ENTRY_CALL .Lone_vector_misaligned
+.Lone_vector_done:
+  LEAVE_READ_SECTION
+  RESTORE_XMM
+  jmp .Lrestore
+.Lone_vector_misaligned:
+  ONE_ENTRY_CALL_MISALIGNED .Lone_vector_done
+  // The paths below keep the block in rbx (RUN_ENTRY_CALLS's cursor, the
+  // exit path's block): each saves rbx in the frame first and restores it at
+  // .Lrestore_rbx. The paths above leave rbx untouched, so their CFI says
+  // nothing about it.
+.Lmany:
+  mov %rbx, SAVED_RBX(%rsp)
+  .cfi_offset %rbx, SAVED_RBX - FRAME - 8
+  mov %rdx, %rbx
+  testl $NEEDS_VECTOR, BLOCK_FLAGS(%rbx)
+  jz .Lmany_no_vector
   SAVE_XMM
   RUN_ENTRY_CALLS
   LEAVE_READ_SECTION
   RESTORE_XMM
-  jmp .Lrestore
+  jmp .Lrestore_rbx
+.Lmany_no_vector:
+  RUN_ENTRY_CALLS
+  LEAVE_READ_SECTION
+  jmp .Lrestore_rbx
+  .cfi_restore %rbx
 .Lexit:
   // The block has exit handlers: after the entry handlers, E1 of
   // src/hooks/shadow_stack.h. rax still holds the metadata entry R2 found.
+  mov %rbx, SAVED_RBX(%rsp)
+  .cfi_offset %rbx, SAVED_RBX - FRAME - 8
+  mov %rdx, %rbx
   mov %rbx, BLOCK(%rsp)
   mov %rax, META(%rsp)
   // Frames left dead by a longjmp (retp at or below this call's) get their
@@ -355,9 +411,9 @@ padhook_trampoline:
   LEAVE_READ_SECTION
   mov BLOCK(%rsp), %rax
   testl $NEEDS_VECTOR, BLOCK_FLAGS(%rax)
-  jz .Lrestore
+  jz .Lrestore_rbx
   RESTORE_XMM
-  jmp .Lrestore
+  jmp .Lrestore_rbx
 .Lexit_push_slow:
   // C++ may use xmm0-7: save them now if the entry handlers did not need to
   // (they promised not to touch them, so they still hold the arguments).
@@ -370,12 +426,10 @@ padhook_trampoline:
   call padhook_exit_push
   LEAVE_READ_SECTION
   RESTORE_XMM
-  jmp .Lrestore
-.Lslow:
-  SAVE_XMM
-  mov %rsp, %rdi
-  call padhook_dispatch_slow
-  RESTORE_XMM
+  jmp .Lrestore_rbx
+.Lrestore_rbx:
+  mov SAVED_RBX(%rsp), %rbx
+  .cfi_restore %rbx
   jmp .Lrestore
   .cfi_endproc
   .size padhook_trampoline, . - padhook_trampoline
