@@ -105,7 +105,16 @@ inline constexpr uint8_t kBreakpoint = 0xCC;  // int3
 
 // A stub at `stub_address` that jumps to the absolute address `target`.
 // Returns the bytes written to `out` (at most kStubSize).
+//
+// A stub page holds kStubKinds stubs, kStubSize bytes apart: a site calls the
+// one of its kind, StubKind(landing_pad), and each jumps to its own entry point
+// of the trampoline, TrampolineEntry(kind), which so knows where the function's
+// entry is without reading code (x86-64: kind 0 for a site at the entry, kind 1
+// for a site after endbr64).
 inline constexpr size_t kStubSize = 16;
+inline constexpr size_t kStubKinds = 2;
+inline constexpr size_t StubKind(uint8_t landing_pad) { return landing_pad == 0 ? 0 : 1; }
+uint64_t TrampolineEntry(size_t kind);
 size_t EncodeJumpStub(uint64_t stub_address, uint64_t target, std::span<uint8_t, kStubSize> out);
 
 // ---- Thread contexts (signal handlers) -------------------------------------------

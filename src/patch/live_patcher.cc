@@ -2,7 +2,8 @@
 //
 // A site is the kSiteSize bytes after the entry (after endbr64, if any). It
 // holds a NOP (unpatched) or `call stub` (patched); the stub, within rel32
-// reach of the module, jumps to the global trampoline.
+// reach of the module, jumps to the global trampoline (one stub per site kind,
+// arch::StubKind: the trampoline's entry point then knows where the entry is).
 //
 // ---------------------------------------------------------------------------
 // Protocol A: single store (site inside one aligned 8-byte word, fast mode)
@@ -125,8 +126,6 @@
 #include "padhook/text_writer.h"
 #include "sync/grace_period.h"
 
-extern "C" void padhook_trampoline();
-
 namespace padhook::patch {
 namespace {
 
@@ -184,17 +183,26 @@ struct StubPage {
 std::vector<StubPage> g_stubs;
 
 bool InReach(uintptr_t stub, uintptr_t low, uintptr_t high) {
-  const uint64_t margin = arch::kCallReach - 2 * kSiteSize;
+  // Every stub of the page, from every byte of the module.
+  const uint64_t margin = arch::kCallReach - 2 * kSiteSize - arch::kStubKinds * arch::kStubSize;
   return (stub >= low ? stub - low : low - stub) < margin &&
          (stub >= high ? stub - high : high - stub) < margin;
 }
 
-// The stub page's bytes: the jump at its start, int3 everywhere else.
+// The stub page's bytes: one stub per kind at its start, int3 everywhere else.
 void StubPageBytes(uintptr_t at, uint8_t* page_bytes, size_t page) {
-  std::array<uint8_t, arch::kStubSize> code;
-  arch::EncodeJumpStub(at, reinterpret_cast<uintptr_t>(&padhook_trampoline), code);
   std::memset(page_bytes, arch::kBreakpoint, page);
-  std::memcpy(page_bytes, code.data(), code.size());
+  for (size_t kind = 0; kind < arch::kStubKinds; ++kind) {
+    std::array<uint8_t, arch::kStubSize> code;
+    const uintptr_t stub = at + kind * arch::kStubSize;
+    arch::EncodeJumpStub(stub, arch::TrampolineEntry(kind), code);
+    std::memcpy(page_bytes + kind * arch::kStubSize, code.data(), code.size());
+  }
+}
+
+// Where a site of `f` calls, given its module's stub page.
+uintptr_t CallTargetOf(const Function& f, uintptr_t stub_page) {
+  return stub_page + arch::kStubSize * arch::StubKind(f.site.landing_pad);
 }
 
 // Strict mode: the page is mapped read+execute from the start and written
@@ -761,7 +769,7 @@ class SiteWrites final : public StoreSource {
       }
       const Function& f = *functions_[breakpoint_[phase == 0 ? i - single_count_ : i]];
       const uintptr_t site = SiteOf(f);
-      const uint64_t nop = NopOf(f), call = CallOf(site, StubOf(f));
+      const uint64_t nop = NopOf(f), call = CallOf(site, CallTargetOf(f, StubOf(f)));
       const uint64_t from = to_call_ ? nop : call, to = to_call_ ? call : nop;
       if (phase == 0) {  // B2: int3 over byte 0
         out[k] = {site, from & 0xff, arch::kBreakpoint, 1};
@@ -782,9 +790,9 @@ class SiteWrites final : public StoreSource {
     std::memcpy(&nop, f.site.original, kSiteSize);
     return nop;
   }
-  [[gnu::always_inline]] static uint64_t CallOf(uintptr_t site, uintptr_t stub) {
+  [[gnu::always_inline]] static uint64_t CallOf(uintptr_t site, uintptr_t target) {
     Bytes call;
-    (void)arch::EncodeCall(site, stub, call);  // reach checked by the plan, or by StubOf
+    (void)arch::EncodeCall(site, target, call);  // reach checked by the plan, or by StubOf
     return AsWord(call);
   }
 
@@ -826,7 +834,7 @@ class SiteWrites final : public StoreSource {
       return Skip(f);  // protocol C first
     }
     const uint64_t now = live & ~(kSiteMask << shift);
-    const uint64_t nop = NopOf(f), call = CallOf(site, stub);
+    const uint64_t nop = NopOf(f), call = CallOf(site, CallTargetOf(f, stub));
     return kToCall ? CodeStore{word, now | (nop << shift), now | (call << shift), 8}
                    : CodeStore{word, now | (call << shift), now | (nop << shift), 8};
   }
@@ -925,7 +933,7 @@ Status ChangeSitesPlanned(std::span<const Function* const> functions, bool to_ca
     }
     if (module == nullptr) {  // a module's stub is in reach of all of it (InReach)
       Bytes call;
-      if (!arch::EncodeCall(site, stub, call))
+      if (!arch::EncodeCall(site, CallTargetOf(f, stub), call))
         return Status(Errc::kUnsupported, "stub out of call reach of " + f.name);
     }
     // Still the compiler's run of 1-byte NOPs (not converted yet, or put

@@ -39,6 +39,14 @@ size_t EncodeJumpStub(uint64_t stub_address, uint64_t target, std::span<uint8_t,
   return kStubSize;
 }
 
+extern "C" void padhook_trampoline();
+extern "C" void padhook_trampoline_after_landing_pad();
+
+uint64_t TrampolineEntry(size_t kind) {
+  return kind == 0 ? reinterpret_cast<uint64_t>(&padhook_trampoline)
+                   : reinterpret_cast<uint64_t>(&padhook_trampoline_after_landing_pad);
+}
+
 uintptr_t ContextPc(const void* ucontext) {
   return static_cast<uintptr_t>(
       static_cast<const ucontext_t*>(ucontext)->uc_mcontext.gregs[REG_RIP]);

@@ -3,7 +3,10 @@
 // How a hooked call gets here
 //   A patched function's entry holds `call <stub>`; the stub (placed within
 //   rel32 reach of the module, see patch/live_patcher.cc) holds
-//   `jmp *padhook_trampoline`. So on entry:
+//   `jmp *padhook_trampoline`, or, for a site right after endbr64, the stub
+//   next to it holds `jmp *padhook_trampoline_after_landing_pad` (two entry
+//   points, so that neither reads code to find the function's entry). So on
+//   entry:
 //
 //     [rsp]      continuation: the address right after the entry's call, i.e.
 //                where the function's body starts
@@ -92,7 +95,6 @@
 #define MANY_ENTRY_CALLS 8
 #define META_SHIFT 6
 #define META_DATA 8
-#define ENDBR64 0xFA1E0FF3
 #define TLS_RECORD _ZN7padhook4sync8internal10tls_recordE
 #define INDEX_MASK 0x3FFFFF  // MetadataTable::kMaxEntries - 1
 #define BLOCK_MAX_SEQ 16
@@ -198,20 +200,8 @@
   movq $0, (%rcx)
   .endm
 
-  .text
-  .globl padhook_trampoline
-  .type padhook_trampoline, @function
-  .hidden padhook_dispatch_slow
-  .hidden padhook_exit_push
-  .hidden padhook_exit_dispatch
-  .hidden padhook_exit_pop_dead
-  .hidden padhook_tls_shadow
-  .hidden padhook_reader_word_local
-  .hidden padhook_metadata_base
-  .p2align 4
-padhook_trampoline:
-  .cfi_startproc
-  endbr64
+  // The start of both entry points: the frame below the site's call.
+  .macro SAVE_ARGUMENT_REGISTERS
   sub $(FRAME - 64), %rsp
   .cfi_adjust_cfa_offset (FRAME - 64)
   push %r10
@@ -230,15 +220,45 @@ padhook_trampoline:
   .cfi_adjust_cfa_offset 8
   push %rdi
   .cfi_adjust_cfa_offset 8
-  // The function's entry: the site is the 5 bytes before the continuation,
-  // right after endbr64 if the function starts with one. (The 4 bytes before
-  // a plain site are the metadata index, below 2^22: never endbr64.)
+  .endm
+
+  .text
+  .globl padhook_trampoline
+  .type padhook_trampoline, @function
+  .globl padhook_trampoline_after_landing_pad
+  .type padhook_trampoline_after_landing_pad, @function
+  .hidden padhook_dispatch_slow
+  .hidden padhook_exit_push
+  .hidden padhook_exit_dispatch
+  .hidden padhook_exit_pop_dead
+  .hidden padhook_tls_shadow
+  .hidden padhook_reader_word_local
+  .hidden padhook_metadata_base
+
+  // The entry point for sites right after endbr64 (stub kind 1): the
+  // function's entry is the site - 4. It joins padhook_trampoline once it
+  // knows the entry, with the same frame, so the same CFI holds there.
+  .p2align 4
+padhook_trampoline_after_landing_pad:
+  .cfi_startproc
+  endbr64
+  SAVE_ARGUMENT_REGISTERS
+  mov FRAME(%rsp), %rdi
+  sub $9, %rdi
+  jmp .Lentry_known
+  .cfi_endproc
+  .size padhook_trampoline_after_landing_pad, . - padhook_trampoline_after_landing_pad
+
+  // The entry point for sites at the entry (stub kind 0).
+  .p2align 4
+padhook_trampoline:
+  .cfi_startproc
+  endbr64
+  SAVE_ARGUMENT_REGISTERS
+  // The function's entry: the site, the 5 bytes before the continuation.
   mov FRAME(%rsp), %rdi
   sub $5, %rdi
-  cmpl $ENDBR64, -4(%rdi)
-  jne 1f
-  sub $4, %rdi
-1:
+.Lentry_known:
   mov %rdi, FUNCTION(%rsp)
   movq $0, STAMP(%rsp)
   // R1.
