@@ -113,12 +113,19 @@ std::optional<PatchSite> ClassifyByLayout(const ByteReader& read, uint64_t entry
       entry_buffer.data(),
       read(entry,
            std::span<uint8_t>(entry_buffer.data(), std::min<uint64_t>(size, entry_buffer.size()))));
-  if (!arch::MayStartPatchSite(entry_bytes)) return std::nullopt;  // most functions
+  // A site with a breakpoint over it (a uprobe's int3) is found too, as
+  // kUnexpected, when its padding has a recommended layout: then it is an
+  // instrumented function another tool changed, which users must be told
+  // about, not one padhook ignores.
+  const bool breakpoint = arch::StartsWithBreakpoint(entry_bytes);
+  if (!breakpoint && !arch::MayStartPatchSite(entry_bytes)) return std::nullopt;  // most functions
   auto is_site = [](const PatchSite& site) {
     return site.kind == SiteKind::kSingleNop || site.kind == SiteKind::kNopRun ||
            site.kind == SiteKind::kPatched;
   };
-  if (!is_site(arch::ClassifyPatchArea({}, entry_bytes, bias + entry))) return std::nullopt;
+  if (!breakpoint && !is_site(arch::ClassifyPatchArea({}, entry_bytes, bias + entry))) {
+    return std::nullopt;
+  }
 
   auto clean_padding = [](const PatchSite& site) {
     return site.slot == SlotState::kEmpty || site.slot == SlotState::kIndex;
@@ -506,7 +513,12 @@ bool MayHoldInstrumentedFunction(const LoadedObject& object) {
           std::min<uint64_t>(std::min<uint64_t>(symbol.st_size, arch::kMaxEntryBytes),
                              segment_size - (entry - segment)));
       const auto* source = reinterpret_cast<const uint8_t*>(entry);
-      if (!arch::MayStartPatchSiteAt(source, available)) continue;  // most functions, on a byte
+      if (!arch::MayStartPatchSiteAt(source, available)) {  // most functions, on a byte
+        // A site under another tool's breakpoint (see ClassifyByLayout): the
+        // full scan decides.
+        if (arch::StartsWithBreakpointAt(source, available)) return true;
+        continue;
+      }
       std::array<uint8_t, arch::kMaxEntryBytes> bytes;
       // Atomic loads, as MemoryReader: a patcher may be rewriting these bytes.
       for (size_t at = 0; at < available; ++at) {

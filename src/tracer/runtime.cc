@@ -394,12 +394,32 @@ bool Matches(const std::vector<std::string>& globs, const Function& f, const std
   return false;
 }
 
-bool Selected(const State& s, const Function& f) {
-  if (!f.site.usable()) return false;
+bool NameSelected(const State& s, const Function& f) {
   if (s.includes.empty() && s.excludes.empty()) return true;
   const std::string base = WithoutParameters(f.name);
   if (!s.includes.empty() && !Matches(s.includes, f, base)) return false;
   return !Matches(s.excludes, f, base);
+}
+
+bool Selected(const State& s, const Function& f) { return f.site.usable() && NameSelected(s, f); }
+
+// An instrumented function whose entry or padding holds bytes that neither the
+// compiler nor padhook wrote: another tool patched it (a uprobe, a debugger's
+// breakpoint, a hot patch). padhook never writes over them.
+bool ChangedByAnotherTool(const Function& f) {
+  return f.site.kind == SiteKind::kUnexpected || f.site.slot == SlotState::kUnexpected;
+}
+
+// "a, b, c and 4 more"
+std::string SomeNames(const std::vector<const Function*>& functions) {
+  constexpr size_t kShown = 5;
+  std::string text;
+  for (size_t i = 0; i < functions.size() && i < kShown; ++i) {
+    if (i > 0) text += ", ";
+    text += functions[i]->name;
+  }
+  if (functions.size() > kShown) text += " and " + std::to_string(functions.size() - kShown) + " more";
+  return text;
 }
 
 std::string Hex(uint64_t value) {
@@ -462,7 +482,8 @@ void AttachNewModulesLockedOrThrow(State& s) {
   std::shared_ptr<const FunctionTable::Snapshot> snapshot = table.snapshot();
   const uint64_t t1 = MonotonicNs();
   std::vector<const Function*> functions;
-  std::vector<const Module*> modules;  // modules with selected functions, in order
+  std::vector<const Function*> changed;  // selected by name, but patched by another tool
+  std::vector<const Module*> modules;    // modules with selected functions, in order
   for (const std::shared_ptr<const Module>& module : snapshot->modules()) {
     auto key = std::make_pair(module->path, module->bias);
     if (s.modules_seen.count(key)) continue;
@@ -470,9 +491,20 @@ void AttachNewModulesLockedOrThrow(State& s) {
     if (module->path == s.own_paths[0] || module->path == s.own_paths[1]) continue;
     const size_t before = functions.size();
     for (const Function& f : module->functions) {
-      if (Selected(s, f)) functions.push_back(&f);
+      if (!NameSelected(s, f)) continue;
+      if (f.site.usable()) {
+        functions.push_back(&f);
+      } else if (ChangedByAnotherTool(f)) {
+        changed.push_back(&f);
+      }
     }
     if (functions.size() > before) modules.push_back(module.get());
+  }
+  if (!changed.empty()) {
+    Note(true,
+         "not tracing %zu function%s whose code another tool changed (a uprobe, a debugger's "
+         "breakpoint, a live patch; `padhook list` shows the bytes): %s",
+         changed.size(), changed.size() == 1 ? "" : "s", SomeNames(changed).c_str());
   }
   if (functions.empty()) {
     if (s.verbose) {

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -370,6 +371,66 @@ class RecordTest(unittest.TestCase):
 
     # ---- bad input ----
 
+    def test_function_changed_by_another_tool_is_left_alone(self):
+        # A copy of the target with an int3 over one site, as a debugger or a
+        # uprobe would leave it (crash: not called by the oracle scenario).
+        target = os.path.join(self.dir, "changed_target")
+        shutil.copy(ARGS.target, target)
+        crash = self.listed_function(target, "crash")
+        site = crash["address"] + (4 if crash["landing_pad"] else 0)
+        with open(target, "r+b") as f:
+            f.seek(file_offset(target, site))
+            self.assertIn(f.read(1), (b"\x90", b"\x0f"))  # the compiler's NOP
+            f.seek(file_offset(target, site))
+            f.write(b"\xcc")
+        self.assertEqual(self.listed_function(target, "crash")["kind"], "unexpected")
+        result = self.record(target, "oracle")
+        self.assertIn("not tracing 1 function whose code another tool changed", result.stderr)
+        self.assertIn(": crash", result.stderr)
+        image = self.only_image()
+        self.assertNotIn("crash", [image.name(i) for i in image.functions])
+        counts = self.entry_counts(image)
+        expected = self.oracle_counts(result.stdout)
+        self.assertEqual(len(expected), 4)
+        for name, count in expected.items():
+            self.assertEqual(counts.get(name), count, name)
+        with open(target, "rb") as f:  # nothing written to the file
+            f.seek(file_offset(target, site))
+            self.assertEqual(f.read(1), b"\xcc")
+
+    def test_live_uprobe_is_left_alone(self):
+        # The real thing: bpftrace's uprobe on oracle_d while padhook records.
+        # Needs root and a kernel with uprobes; says why when it cannot run.
+        if os.geteuid() != 0 or shutil.which("bpftrace") is None:
+            self.skipTest("needs root and bpftrace")
+        probe = subprocess.Popen(
+            ["bpftrace", "-e", f"uprobe:{os.path.abspath(ARGS.target)}:oracle_d {{ @hits = count(); }}"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            # Armed once the kernel shows the int3 in new mappings of the file.
+            deadline = time.monotonic() + 30
+            while self.listed_function(ARGS.target, "oracle_d")["kind"] != "unexpected":
+                if probe.poll() is not None or time.monotonic() > deadline:
+                    probe.kill()
+                    self.skipTest("bpftrace could not place a uprobe here: " +
+                                  (probe.communicate()[0] or "")[-300:])
+                time.sleep(0.2)
+            result = self.record(ARGS.target, "oracle")
+        finally:
+            if probe.poll() is None:
+                os.killpg(probe.pid, signal.SIGINT)
+        output, _ = probe.communicate(timeout=30)
+        self.assertIn(": oracle_d", result.stderr)
+        self.assertIn("another tool changed", result.stderr)
+        image = self.only_image()
+        counts = self.entry_counts(image)
+        expected = self.oracle_counts(result.stdout)
+        self.assertNotIn("oracle_d", counts)
+        for name in ("oracle_a", "oracle_b", "oracle_c"):
+            self.assertEqual(counts.get(name), expected[name], name)
+        # The uprobe kept working: it saw every call of oracle_d.
+        self.assertIn(f"@hits: {expected['oracle_d']}", output)
+
     def test_refuses_uninstrumented_program(self):
         result = subprocess.run([ARGS.padhook, "record", "-o", self.trace, "/bin/true"],
                                 capture_output=True, text=True)
@@ -408,6 +469,13 @@ class RecordTest(unittest.TestCase):
 
     # ---- helpers ----
 
+    def listed_function(self, path, name):
+        listing = subprocess.run([ARGS.padhook, "list", "--format", "json", path],
+                                 capture_output=True, text=True, check=True)
+        functions = [f for f in json.loads(listing.stdout)["functions"] if f["name"] == name]
+        self.assertEqual(len(functions), 1, listing.stdout[:500])
+        return functions[0]
+
     @staticmethod
     def oracle_counts(stdout):
         counts = {}
@@ -424,6 +492,20 @@ class RecordTest(unittest.TestCase):
                 if event[0] == "+":
                     counts[event[1:]] = counts.get(event[1:], 0) + 1
         return counts
+
+
+def file_offset(path, address):
+    """The file offset of `address` (an ELF64 file address) in PT_LOAD segments."""
+    with open(path, "rb") as f:
+        header = f.read(64)
+        phoff, = struct.unpack_from("<Q", header, 32)
+        phentsize, phnum = struct.unpack_from("<HH", header, 54)
+        for i in range(phnum):
+            f.seek(phoff + i * phentsize)
+            kind, _, offset, vaddr, _, filesz = struct.unpack("<IIQQQQ", f.read(40))
+            if kind == 1 and vaddr <= address < vaddr + filesz:  # PT_LOAD
+                return offset + address - vaddr
+    raise ValueError(f"{address:#x} is in no loaded segment of {path}")
 
 
 def main():

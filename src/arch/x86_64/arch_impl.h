@@ -53,6 +53,13 @@ inline bool MayStartPatchSite(std::span<const uint8_t> entry) noexcept {
   return entry.size() > at && (entry[at] == 0x0F || entry[at] == 0x90);
 }
 
+inline bool StartsWithBreakpoint(std::span<const uint8_t> entry) noexcept {
+  const bool endbr64 = entry.size() >= 4 && entry[0] == 0xF3 && entry[1] == 0x0F &&
+                       entry[2] == 0x1E && entry[3] == 0xFA;
+  const size_t at = endbr64 ? 4 : 0;
+  return entry.size() > at && entry[at] == 0xCC;  // int3
+}
+
 inline bool MayStartPatchSiteAt(const uint8_t* entry, size_t available) noexcept {
   auto at = [entry](size_t i) { return __atomic_load_n(entry + i, __ATOMIC_RELAXED); };
   if (available == 0) return false;
@@ -60,6 +67,15 @@ inline bool MayStartPatchSiteAt(const uint8_t* entry, size_t available) noexcept
   if (first == 0x0F || first == 0x90) return true;
   if (first != 0xF3 || available < 5) return false;  // no site, or no room for endbr64 and one
   return at(1) == 0x0F && at(2) == 0x1E && at(3) == 0xFA && (at(4) == 0x0F || at(4) == 0x90);
+}
+
+inline bool StartsWithBreakpointAt(const uint8_t* entry, size_t available) noexcept {
+  auto at = [entry](size_t i) { return __atomic_load_n(entry + i, __ATOMIC_RELAXED); };
+  if (available == 0) return false;
+  const uint8_t first = at(0);
+  if (first == 0xCC) return true;
+  if (first != 0xF3 || available < 5) return false;
+  return at(1) == 0x0F && at(2) == 0x1E && at(3) == 0xFA && at(4) == 0xCC;
 }
 
 }  // namespace padhook::arch
