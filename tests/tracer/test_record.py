@@ -438,6 +438,19 @@ class RecordTest(unittest.TestCase):
         self.assertIn("padhook flags", result.stderr)
         self.assertFalse(os.path.exists(self.trace))
 
+    def test_refuses_unwritable_output(self):
+        # Under a regular file (works as root too, where permissions do not):
+        # a clear error before the program runs.
+        blocker = os.path.join(self.dir, "a_file")
+        with open(blocker, "w") as f:
+            f.write("not a directory\n")
+        result = subprocess.run([ARGS.padhook, "record", "-o", os.path.join(blocker, "trace"),
+                                 ARGS.target, "oracle"], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("cannot create " + os.path.join(blocker, "trace"), result.stderr)
+        self.assertIn("Not a directory", result.stderr)
+        self.assertEqual(result.stdout, "", "the program must not run")
+
     def test_refuses_missing_program(self):
         result = subprocess.run([ARGS.padhook, "record", "-o", self.trace, "./no-such-program"],
                                 capture_output=True, text=True, cwd=self.dir)
