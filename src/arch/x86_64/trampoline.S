@@ -403,20 +403,21 @@ padhook_trampoline:
   cmp -SHADOW_FRAME_SIZE(%r9), %rdi
   jae .Lexit_push_slow                       // dead frames to pop first
 2:
+  // r10 (restored from the frame at the end, like every argument register)
+  // holds the block from here on.
+  mov BLOCK(%rsp), %r10
   mov %rdi, SF_RETP(%r9)
   mov META(%rsp), %rax
   mov %rax, SF_META(%r9)
   mov FUNCTION(%rsp), %rax
   mov %rax, SF_FUNCTION(%r9)
-  mov BLOCK(%rsp), %rax
-  mov BLOCK_MAX_SEQ(%rax), %rax
+  mov BLOCK_MAX_SEQ(%r10), %rax
   mov %rax, SF_MAX_SEQ(%r9)
   mov STAMP(%rsp), %rax                      // an entry handler's timestamp, if taken
+  testl $NEEDS_ENTRY_TIME, BLOCK_FLAGS(%r10)
+  jz 3f                                      // nobody will ask: whatever the stamp holds
   test %rax, %rax
   jnz 3f
-  mov BLOCK(%rsp), %rdx
-  testl $NEEDS_ENTRY_TIME, BLOCK_FLAGS(%rdx)
-  jz 3f                                      // nobody will ask: 0
   rdtsc
   shl $32, %rdx
   or %rdx, %rax
@@ -429,8 +430,7 @@ padhook_trampoline:
   mov %fs:SHADOW_RT(%rcx), %rax
   mov %rax, (%rdi)
   LEAVE_READ_SECTION
-  mov BLOCK(%rsp), %rax
-  testl $NEEDS_VECTOR, BLOCK_FLAGS(%rax)
+  testl $NEEDS_VECTOR, BLOCK_FLAGS(%r10)
   jz .Lrestore_rbx
   RESTORE_XMM
   jmp .Lrestore_rbx
@@ -522,8 +522,8 @@ padhook_trampoline:
 1:
   mov padhook_reader_word_local(%rip), %rax  // enter the read section (R1)
   mov %rax, (%rcx)
-  mov SF_FUNCTION(%rsi), %rax                // the frame's fields, then pop it
-  mov %rax, FUNCTION(%rsp)
+  mov SF_FUNCTION(%rsi), %r8                 // the frame's fields, then pop it
+  mov %r8, FUNCTION(%rsp)
   mov SF_ENTRY_TIME(%rsi), %rax
   mov %rax, DIVERT_TARGET(%rsp)
   mov SF_MAX_SEQ(%rsi), %rax
@@ -533,8 +533,7 @@ padhook_trampoline:
   movabs $STAMP_EXIT, %rax
   mov %rax, STAMP(%rsp)
   // E3: the exit calls of the function's current block owed to this call.
-  mov FUNCTION(%rsp), %rax
-  cmp %rax, (%rbx)
+  cmp %r8, (%rbx)
   jne 7f                                     // the metadata entry was reused
   mov META_DATA(%rbx), %rbx
   test %rbx, %rbx
@@ -581,11 +580,10 @@ padhook_trampoline:
   movabs $\offset, %rsi
   call padhook_exit_dispatch
 9:
-  // E4: return where the mirror says, with the return registers as the
-  // handlers left them.
-  lea FRAME+8(%rsp), %r11
-  movabs $\offset, %rax
-  mov (%r11,%rax), %r11
+  // E4: return where the mirror says (E2 copied it into the slot, which
+  // nothing writes since: it lies above this frame, where neither handlers
+  // nor signal frames go), with the return registers as the handlers left them.
+  mov FRAME+8(%rsp), %r11
   mov SAVED_RBX(%rsp), %rbx
   .cfi_restore %rbx
   mov 48(%rsp), %rax
