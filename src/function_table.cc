@@ -117,7 +117,7 @@ std::optional<PatchSite> ClassifyByLayout(const ByteReader& read, uint64_t entry
   // kUnexpected, when its padding has a recommended layout: then it is an
   // instrumented function another tool changed, which users must be told
   // about, not one padhook ignores.
-  const bool breakpoint = arch::StartsWithBreakpoint(entry_bytes);
+  const bool breakpoint = arch::SiteUnderBreakpoint(entry_bytes);
   if (!breakpoint && !arch::MayStartPatchSite(entry_bytes)) return std::nullopt;  // most functions
   auto is_site = [](const PatchSite& site) {
     return site.kind == SiteKind::kSingleNop || site.kind == SiteKind::kNopRun ||
@@ -516,7 +516,7 @@ bool MayHoldInstrumentedFunction(const LoadedObject& object) {
       if (!arch::MayStartPatchSiteAt(source, available)) {  // most functions, on a byte
         // A site under another tool's breakpoint (see ClassifyByLayout): the
         // full scan decides.
-        if (arch::StartsWithBreakpointAt(source, available)) return true;
+        if (arch::MayBeSiteUnderBreakpointAt(source, available)) return true;
         continue;
       }
       std::array<uint8_t, arch::kMaxEntryBytes> bytes;

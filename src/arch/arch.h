@@ -61,15 +61,16 @@ PatchSite ClassifyPatchArea(std::span<const uint8_t> prefix, std::span<const uin
 // (then classify). Ordinary code fails it on its first bytes. Inline, in arch_impl.h.
 inline constexpr size_t kSiteStartBytes = 5;
 bool MayStartPatchSite(std::span<const uint8_t> entry) noexcept;
-// True when the entry (after its landing pad, if any) starts with a
-// breakpoint: the one instruction no compiler begins a function with, and what
-// a uprobe or a debugger puts over an instruction. A site another tool
-// patched that way fails MayStartPatchSite; with a recommended padding before
-// it, it is an instrumented function padhook must leave alone (kUnexpected)
-// rather than ignore. Inline, in arch_impl.h.
-bool StartsWithBreakpoint(std::span<const uint8_t> entry) noexcept;
-// The same test on the code at `entry` in this process, as MayStartPatchSiteAt.
-bool StartsWithBreakpointAt(const uint8_t* entry, size_t available) noexcept;
+// True when the entry holds a site whose first byte a breakpoint replaced
+// (after its landing pad, if any): what a uprobe or a debugger leaves, and no
+// compiler emits. Such a site fails MayStartPatchSite; with a recommended
+// padding before it, it is an instrumented function padhook must leave alone
+// (kUnexpected) rather than ignore. Inline, in arch_impl.h.
+bool SiteUnderBreakpoint(std::span<const uint8_t> entry) noexcept;
+// A quick test on the code at `entry` in this process, as MayStartPatchSiteAt:
+// false when SiteUnderBreakpoint cannot hold (it looks at the first byte, and
+// the fifth after endbr64); true may still be a false alarm.
+bool MayBeSiteUnderBreakpointAt(const uint8_t* entry, size_t available) noexcept;
 // The same test on the code at `entry` in this process (`available`: the
 // bytes that may be read there, ClassifyPatchArea's entry.size()), read with
 // relaxed atomic loads (the code may be being patched), only as many bytes as

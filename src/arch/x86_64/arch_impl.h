@@ -53,11 +53,15 @@ inline bool MayStartPatchSite(std::span<const uint8_t> entry) noexcept {
   return entry.size() > at && (entry[at] == 0x0F || entry[at] == 0x90);
 }
 
-inline bool StartsWithBreakpoint(std::span<const uint8_t> entry) noexcept {
+inline bool SiteUnderBreakpoint(std::span<const uint8_t> entry) noexcept {
   const bool endbr64 = entry.size() >= 4 && entry[0] == 0xF3 && entry[1] == 0x0F &&
                        entry[2] == 0x1E && entry[3] == 0xFA;
   const size_t at = endbr64 ? 4 : 0;
-  return entry.size() > at && entry[at] == 0xCC;  // int3
+  if (entry.size() < at + 5 || entry[at] != 0xCC) return false;  // int3
+  const uint8_t* rest = entry.data() + at + 1;
+  const bool nop_run = rest[0] == 0x90 && rest[1] == 0x90 && rest[2] == 0x90 && rest[3] == 0x90;
+  const bool nop5 = rest[0] == 0x1F && rest[1] == 0x44 && rest[2] == 0x00;  // 0F 1F 44 00 xx
+  return nop_run || nop5;
 }
 
 inline bool MayStartPatchSiteAt(const uint8_t* entry, size_t available) noexcept {
@@ -69,7 +73,7 @@ inline bool MayStartPatchSiteAt(const uint8_t* entry, size_t available) noexcept
   return at(1) == 0x0F && at(2) == 0x1E && at(3) == 0xFA && (at(4) == 0x0F || at(4) == 0x90);
 }
 
-inline bool StartsWithBreakpointAt(const uint8_t* entry, size_t available) noexcept {
+inline bool MayBeSiteUnderBreakpointAt(const uint8_t* entry, size_t available) noexcept {
   auto at = [entry](size_t i) { return __atomic_load_n(entry + i, __ATOMIC_RELAXED); };
   if (available == 0) return false;
   const uint8_t first = at(0);
