@@ -401,8 +401,6 @@ bool NameSelected(const State& s, const Function& f) {
   return !Matches(s.excludes, f, base);
 }
 
-bool Selected(const State& s, const Function& f) { return f.site.usable() && NameSelected(s, f); }
-
 // An instrumented function whose entry or padding holds bytes that neither the
 // compiler nor padhook wrote: another tool patched it (a uprobe, a debugger's
 // breakpoint, a hot patch). padhook never writes over them.
